@@ -1,0 +1,45 @@
+# The project's entry points. A fresh machine needs only Python 3.11+ and make.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# No test or command may reach a network: LiteLLM reads its bundled price
+# list, Hugging Face loads only what is on disk.
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install serve test lint format redis bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+serve: install
+	$(BIN)/thinkroute serve
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+redis: install
+	$(BIN)/python -m tests.redis_server ensure
+
+test: lint redis
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python bench/route_latency.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
