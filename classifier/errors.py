@@ -1,8 +1,8 @@
 """Errors raised by the classifier package.
 
-    ClassifierError
-    ├── DataFormatError    a training or evaluation file has a bad record
-    └── ArtifactError      a saved classifier is missing, damaged or mismatched
+ClassifierError
+├── DataFormatError    a training or evaluation file has a bad record
+└── ArtifactError      a saved classifier is missing, damaged or mismatched
 """
 
 from __future__ import annotations

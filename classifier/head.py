@@ -44,6 +44,8 @@ class DifficultyHead(ClassifierMixin, BaseEstimator):
     intercept_ : float
     calibration_ : ndarray of shape (2,)
         Slope and offset applied to the decision value before the sigmoid.
+    n_iter_ : int
+        Solver iterations of the final fit.
 
     Examples
     --------
@@ -89,9 +91,11 @@ class DifficultyHead(ClassifierMixin, BaseEstimator):
         if self.calibration not in ("sigmoid", None):
             raise ValueError(f"calibration must be 'sigmoid' or None, got {self.calibration!r}")
         X, y = validate_data(self, X, y, dtype=np.float64)
-        if type_of_target(y) != "binary":
+        # raise_unknown gives sklearn's own "Unknown label type" error for junk labels.
+        target_type = type_of_target(y, input_name="y", raise_unknown=True)
+        if target_type != "binary":
             raise ValueError(
-                f"DifficultyHead is a binary classifier; got target type {type_of_target(y)!r}"
+                f"Only binary classification is supported. The type of the target is {target_type}."
             )
         self.classes_, y01 = np.unique(y, return_inverse=True)
         weights = _check_sample_weight(sample_weight, X)
@@ -101,14 +105,15 @@ class DifficultyHead(ClassifierMixin, BaseEstimator):
             else np.asarray(calibrate_on, dtype=bool)
         )
 
-        self.mean_ = X.mean(axis=0)
-        scale = X.std(axis=0)
+        self.mean_ = np.average(X, axis=0, weights=weights)
+        scale = np.sqrt(np.average((X - self.mean_) ** 2, axis=0, weights=weights))
         self.scale_ = np.where(scale > 1e-12, scale, 1.0)
         Z = (X - self.mean_) / self.scale_
 
         model = self._linear().fit(Z, y01, sample_weight=weights)
         self.coef_ = model.coef_.ravel().copy()
         self.intercept_ = float(model.intercept_[0])
+        self.n_iter_ = int(model.n_iter_[0])
         self.calibration_ = np.array([1.0, 0.0])
         if self.calibration == "sigmoid":
             self.calibration_ = self._fit_platt(Z, y01, weights, mask)
@@ -128,7 +133,8 @@ class DifficultyHead(ClassifierMixin, BaseEstimator):
         return np.column_stack([1.0 - p, p])
 
     def predict(self, X: ArrayLike) -> NDArray[Any]:
-        return self.classes_[(self.decision_function(X) > 0).astype(int)]
+        above = self.decision_function(X) > 0
+        return self.classes_[above.astype(int)]
 
     def _linear(self) -> LogisticRegression:
         return LogisticRegression(C=self.C, max_iter=self.max_iter)

@@ -48,9 +48,7 @@ def message_text(message: Mapping[str, Any]) -> str:
     return ""
 
 
-def text_for_scoring(
-    messages: Sequence[Mapping[str, Any]], *, include_system: bool = False
-) -> str:
+def text_for_scoring(messages: Sequence[Mapping[str, Any]], *, include_system: bool = False) -> str:
     """The text whose difficulty is scored for a chat (see the module docstring).
 
     Examples
@@ -73,9 +71,7 @@ def text_for_scoring(
             pieces.append(_first_words(user_turns[-2], CONTEXT_WORDS))
     if include_system or not pieces:
         # A chat with no user turn is still scored on whatever instructions it has.
-        system = [
-            message_text(m) for m in messages if m.get("role") in ("system", "developer")
-        ]
+        system = [message_text(m) for m in messages if m.get("role") in ("system", "developer")]
         pieces.extend(_first_words(text, CONTEXT_WORDS) for text in system if text)
     return "\n\n".join(pieces)
 

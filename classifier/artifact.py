@@ -1,0 +1,172 @@
+"""Save and load a trained head as plain JSON numbers, never as code.
+
+An artifact is a directory holding ``head.json`` (the numbers and what they
+were trained with) and ``MODEL_CARD.md`` (the same facts for people). Loading
+parses JSON only, checks the format, versions and shapes, and verifies a
+checksum over the numbers, so a damaged or mismatched file is reported by
+name instead of routing traffic on garbage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sklearn
+
+from classifier.errors import ArtifactError
+from classifier.features import FEATURE_NAMES
+from classifier.head import DifficultyHead
+
+__all__ = ["FORMAT", "HEAD_FILE", "CARD_FILE", "HeadArtifact", "read_artifact", "write_artifact"]
+
+FORMAT = "thinkroute.difficulty-head/1"
+HEAD_FILE = "head.json"
+CARD_FILE = "MODEL_CARD.md"
+MODES = ("cheap", "balanced", "quality")
+
+
+@dataclass
+class HeadArtifact:
+    """Everything needed to rebuild a classifier except the embedding weights."""
+
+    head: DifficultyHead
+    embedding: dict[str, Any]
+    thresholds: dict[str, float]
+    include_system: bool = False
+    metrics: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+
+
+def write_artifact(artifact: HeadArtifact, directory: str | Path, *, card: str) -> Path:
+    """Write ``head.json`` and ``MODEL_CARD.md`` into ``directory``; returns the JSON path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    numbers = _head_numbers(artifact.head)
+    document = {
+        "format": FORMAT,
+        "versions": {"thinkroute": _thinkroute_version(), "scikit-learn": sklearn.__version__},
+        "embedding": artifact.embedding,
+        "text": {"include_system": artifact.include_system},
+        "features": list(FEATURE_NAMES),
+        "head": numbers,
+        "checksum": _checksum(numbers),
+        "thresholds": artifact.thresholds,
+        "metrics": artifact.metrics,
+        "training": artifact.training,
+    }
+    path = directory / HEAD_FILE
+    path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    (directory / CARD_FILE).write_text(card, encoding="utf-8")
+    return path
+
+
+def read_artifact(directory: str | Path) -> HeadArtifact:
+    """Load an artifact written by :func:`write_artifact`.
+
+    Raises
+    ------
+    ArtifactError
+        If the file is missing, is not JSON, has another format, fails its
+        checksum, or its shapes do not fit its embedding and features.
+    """
+    directory = Path(directory)
+    path = directory / HEAD_FILE if directory.is_dir() else directory
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(path, "no classifier artifact here (expected head.json)") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(path, f"damaged: not valid JSON ({exc})") from exc
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        found = document.get("format") if isinstance(document, dict) else type(document).__name__
+        raise ArtifactError(path, f"format is {found!r}, this thinkroute reads {FORMAT!r}")
+    try:
+        return _parse(document, path)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(path, f"damaged: {exc!r}") from exc
+
+
+def _parse(document: dict[str, Any], path: Path) -> HeadArtifact:
+    numbers = document["head"]
+    if _checksum(numbers) != document.get("checksum"):
+        raise ArtifactError(path, "damaged: checksum of the head's numbers does not match")
+    if document["features"] != list(FEATURE_NAMES):
+        raise ArtifactError(
+            path,
+            f"trained with features {document['features']}, this thinkroute computes "
+            f"{list(FEATURE_NAMES)}: retrain the head",
+        )
+    dim = int(document["embedding"]["dim"])
+    width = dim + len(FEATURE_NAMES)
+    arrays = {
+        name: np.asarray(numbers[name], dtype=np.float64) for name in ("mean", "scale", "coef")
+    }
+    for name, array in arrays.items():
+        if array.shape != (width,):
+            raise ArtifactError(path, f"'{name}' has shape {array.shape}, expected ({width},)")
+        if not np.all(np.isfinite(array)):
+            raise ArtifactError(path, f"'{name}' holds non-finite numbers")
+    thresholds = {mode: float(document["thresholds"][mode]) for mode in MODES}
+    if not all(0.0 <= t <= 1.0 for t in thresholds.values()):
+        raise ArtifactError(path, f"thresholds must lie in [0, 1], got {thresholds}")
+    trained_with = document.get("versions", {}).get("scikit-learn")
+    if trained_with and trained_with.split(".")[:2] != sklearn.__version__.split(".")[:2]:
+        # The head is plain numbers, so this is a note, not a failure.
+        warnings.warn(
+            f"{path}: trained with scikit-learn {trained_with}, running {sklearn.__version__}",
+            UserWarning,
+            stacklevel=3,
+        )
+
+    head = DifficultyHead(C=float(numbers["C"]))
+    head.classes_ = np.array([0, 1])
+    head.n_features_in_ = width
+    head.mean_, head.scale_, head.coef_ = arrays["mean"], arrays["scale"], arrays["coef"]
+    head.intercept_ = _finite(numbers["intercept"])
+    head.calibration_ = np.array([_finite(v) for v in numbers["calibration"]])
+    return HeadArtifact(
+        head=head,
+        embedding=document["embedding"],
+        thresholds=thresholds,
+        include_system=bool(document.get("text", {}).get("include_system", False)),
+        metrics=document.get("metrics", {}),
+        training=document.get("training", {}),
+    )
+
+
+def _head_numbers(head: DifficultyHead) -> dict[str, Any]:
+    return {
+        "C": head.C,
+        "mean": head.mean_.tolist(),
+        "scale": head.scale_.tolist(),
+        "coef": head.coef_.tolist(),
+        "intercept": head.intercept_,
+        "calibration": head.calibration_.tolist(),
+    }
+
+
+def _checksum(numbers: dict[str, Any]) -> str:
+    canonical = json.dumps(numbers, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _thinkroute_version() -> str:
+    try:
+        return importlib.metadata.version("thinkroute")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _finite(value: Any) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"non-finite number {value!r}")
+    return number

@@ -1,0 +1,95 @@
+"""Write the model card that travels with every trained head."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from classifier.artifact import HeadArtifact
+
+__all__ = ["render_card"]
+
+
+def render_card(artifact: HeadArtifact) -> str:
+    """Markdown stating what the head was trained on, how, and how well it did."""
+    training = artifact.training
+    lines = [
+        "# thinkroute difficulty head",
+        "",
+        "Predicts P(the reasoning model answers better than the fast model) for a prompt.",
+        "",
+        f"- Trained: {training.get('date', 'unknown')}",
+        f"- Embedding model: `{artifact.embedding['model']}` "
+        f"({artifact.embedding['dim']}-d, {artifact.embedding.get('max_seq_length')} tokens, "
+        f"trained through the {artifact.embedding.get('backend')} backend)",
+        "- Head: standardised logistic regression over the embedding and surface features, "
+        "Platt-calibrated on out-of-fold scores of the measured fast/reasoning outcomes",
+        f"- Configuration: `{training.get('config', {})}`",
+        "",
+        "## Training data",
+        "",
+        "| source:kind | records |",
+        "|---|---|",
+        *[f"| {key} | {count} |" for key, count in training.get("records", {}).items()],
+        "",
+        "## Operating points",
+        "",
+        "A request goes to the reasoning tier when its score is at or above the mode's threshold.",
+        "Thresholds recover these shares of the fast-to-reasoning quality gap on out-of-fold "
+        f"scores: `{training.get('mode_pgr_targets', {})}`.",
+        "",
+        "| mode | threshold |",
+        "|---|---|",
+        *[f"| {mode} | {value:.4f} |" for mode, value in artifact.thresholds.items()],
+        "",
+    ]
+    for name, report in artifact.metrics.items():
+        lines += [f"## Metrics: {name.replace('_', ' ')}", "", *_report_lines(report), ""]
+    return "\n".join(lines)
+
+
+def _report_lines(report: dict[str, Any]) -> list[str]:
+    lines = [report["description"], ""] if "description" in report else []
+    if "groups" in report:  # leave-one-group-out: one row per unseen kind of prompt
+        lines += [
+            "| held-out group | n | APGR | CPT50 | reasoning share at balanced |",
+            "|---|---|---|---|---|",
+        ]
+        for group, entry in report["groups"].items():
+            lines.append(
+                f"| {group} | {entry['n']} | {_fmt(entry.get('apgr'))} "
+                f"| {_fmt(entry.get('cpt50'))} | {_fmt(entry.get('reasoning_share'))} |"
+            )
+        return lines
+    lines += [
+        f"- records: {report.get('n')}, with outcomes: {report.get('n_outcomes')}",
+        f"- APGR {_fmt(report.get('apgr'))}, CPT(50%) {_fmt(report.get('cpt50'))}, "
+        f"CPT(80%) {_fmt(report.get('cpt80'))}",
+    ]
+    baselines = report.get("baselines") or {}
+    for name, entry in baselines.items():
+        lines.append(
+            f"- {name}: APGR {_fmt(entry['apgr'])}, CPT(50%) {_fmt(entry['cpt50'])}, "
+            f"CPT(80%) {_fmt(entry['cpt80'])}"
+        )
+    for source, entry in report.get("by_source", {}).items():
+        lines.append(
+            f"- source `{source}` (n={entry['n']}): APGR {_fmt(entry['apgr'])}, "
+            f"CPT(50%) {_fmt(entry['cpt50'])}"
+        )
+    for mode, point in report.get("operating_points", {}).items():
+        lines.append(
+            f"- at `{mode}`: reasoning share {_fmt(point['reasoning_share'])}, "
+            f"PGR {_fmt(point['pgr'])}, "
+            f"modelled ${_fmt(point['usd_per_1k_requests'])} per 1k requests"
+        )
+    for tier, entry in report.get("tiers", {}).items():
+        if entry["n"]:
+            lines.append(
+                f"- prompts expected to need `{tier}` (n={entry['n']}): "
+                f"{_fmt(entry['reasoning_share'])} sent to reasoning at balanced"
+            )
+    return lines
+
+
+def _fmt(value: Any) -> str:
+    return "–" if value is None else f"{value:.3f}"

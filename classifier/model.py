@@ -1,0 +1,81 @@
+"""The difficulty classifier: chat or text in, P(reasoning model does better) out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from classifier.artifact import HeadArtifact, read_artifact
+from classifier.embedding import SentenceEmbedder
+from classifier.errors import ArtifactError
+from classifier.features import surface_features
+from classifier.text import text_for_scoring
+
+__all__ = ["DEFAULT_ARTIFACT", "DifficultyClassifier", "build_features"]
+
+DEFAULT_ARTIFACT = Path(__file__).resolve().parent / "default"
+
+
+def build_features(embedder: SentenceEmbedder, texts: Sequence[str]) -> NDArray[np.float64]:
+    """The head's input for each text: its embedding followed by its surface features."""
+    return np.hstack([embedder.transform(texts).astype(np.float64), surface_features(texts)])
+
+
+class DifficultyClassifier:
+    """A fitted embedder and head, with the operating points they were shipped with.
+
+    Examples
+    --------
+    >>> clf = DifficultyClassifier.load()            # doctest: +SKIP
+    >>> clf.score_messages([{"role": "user", "content": "hi!"}])  # doctest: +SKIP
+    0.02
+    """
+
+    def __init__(self, *, embedder: SentenceEmbedder, artifact: HeadArtifact) -> None:
+        self.embedder = embedder
+        self.artifact = artifact
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path | None = None,
+        *,
+        embedder_factory: Callable[..., SentenceEmbedder] = SentenceEmbedder,
+        **embedder_params: Any,
+    ) -> DifficultyClassifier:
+        """Load an artifact directory (default: the shipped head) and its embedding model.
+
+        ``embedder_params`` (``backend``, ``cache_size``, ...) go to the
+        embedder; the model name comes from the artifact, since a head only
+        makes sense over the embeddings it was trained on.
+        """
+        location = Path(path) if path is not None else DEFAULT_ARTIFACT
+        artifact = read_artifact(location)
+        embedder = embedder_factory(model=artifact.embedding["model"], **embedder_params).fit()
+        if embedder.dim_ != int(artifact.embedding["dim"]):
+            raise ArtifactError(
+                location,
+                f"head expects {artifact.embedding['dim']}-d embeddings from "
+                f"{artifact.embedding['model']!r}, the loaded model gives {embedder.dim_}",
+            )
+        return cls(embedder=embedder, artifact=artifact)
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """Score above which each mode routes to the reasoning tier."""
+        return dict(self.artifact.thresholds)
+
+    def score_texts(self, texts: Sequence[str]) -> NDArray[np.float64]:
+        """P(reasoning model does better) for each text."""
+        if not texts:
+            return np.empty(0)
+        return self.artifact.head.predict_proba(build_features(self.embedder, texts))[:, 1]
+
+    def score_messages(self, messages: Sequence[Mapping[str, Any]]) -> float:
+        """P(reasoning model does better) for one chat (see :mod:`classifier.text`)."""
+        text = text_for_scoring(messages, include_system=self.artifact.include_system)
+        return float(self.score_texts([text])[0]) if text else 0.0

@@ -1,0 +1,347 @@
+"""A fake OpenAI Chat Completions server for tests: `python -m tests.fake_upstream --port 8001`.
+
+thinkroute forwards each request to a fast or a reasoning model through LiteLLM.
+Its tests need an upstream that speaks the real wire format (JSON bodies, SSE
+chunks, OpenAI's error shape, ``usage`` with ``reasoning_tokens``) over real
+TCP, answers deterministically so a test can see which model got what, records
+every request, and can be told at run time to be slow, fail, cut a stream or
+send garbage. No network and no API key are needed.
+
+Two models exist by default: ``fast-model`` (no reasoning tokens; rejects
+``reasoning_effort`` with a 400 as non-reasoning OpenAI models do) and
+``reasoning-model`` (reasoning tokens set by ``reasoning_effort``, counted in
+``completion_tokens`` as OpenAI does). Reply content is
+``"[<model>] answer to: <first 40 chars of the last user message>"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import json
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+REASONING_TOKENS = {"none": 0, "minimal": 16, "low": 64, "medium": 256, "high": 1024}
+ERROR_KINDS = {  # status -> (type, code, message), as OpenAI words them
+    400: ("invalid_request_error", None, "Invalid request."),
+    401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
+    404: ("invalid_request_error", "model_not_found", "Not found."),
+    429: ("requests", "rate_limit_exceeded", "Rate limit reached. Please try again later."),
+    500: ("server_error", None, "The server had an error while processing your request."),
+    503: ("server_error", None, "The engine is currently overloaded, please try again later."),
+}
+
+
+@dataclass
+class ModelBehaviour:
+    """How one model answers; every field but ``reasoning`` is a knob of ``POST /_control``.
+
+    latency_s: sleep before the response starts (before the status line).
+    first_byte_latency_s: streams send the 200 headers, then wait this long for the first
+        chunk (time to first token); non-streaming replies just wait it on top of latency_s.
+    fail_status / fail_count: answer the next ``fail_count`` requests (-1: all) with this
+        status in OpenAI's error shape.
+    cut_stream_after: drop the connection after this many content chunks, without [DONE].
+    malformed: answer 200 with a body (or SSE chunk) that is not valid JSON.
+    chunk_delay_s: sleep between stream chunks.
+    """
+
+    reasoning: bool = False
+    latency_s: float = 0.0
+    first_byte_latency_s: float = 0.0
+    fail_status: int | None = None
+    fail_count: int = -1
+    cut_stream_after: int | None = None
+    malformed: bool = False
+    chunk_delay_s: float = 0.0
+
+
+BROKEN_JSON = b'{"id": "chatcmpl-broken", "choices": ['
+KNOBS = frozenset(f.name for f in fields(ModelBehaviour)) - {"reasoning"}
+DEFAULT_MODELS = {
+    "fast-model": ModelBehaviour(),
+    "reasoning-model": ModelBehaviour(reasoning=True),
+}
+
+
+def error_body(status: int, message: str | None = None, param: str | None = None) -> JSONResponse:
+    kind, code, default = ERROR_KINDS.get(status, ("server_error", None, f"Error {status}."))
+    error = {"message": message or default, "type": kind, "param": param, "code": code}
+    return JSONResponse({"error": error}, status_code=status)
+
+
+class FakeState:
+    """The models' behaviour and the request log, shared by the server and the test thread."""
+
+    def __init__(self, models: dict[str, ModelBehaviour]) -> None:
+        self.defaults = copy.deepcopy(models)
+        self.models = copy.deepcopy(models)
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.counter = 0
+
+    def control(self, model: str, **knobs: Any) -> ModelBehaviour:
+        unknown = set(knobs) - KNOBS
+        if unknown:
+            raise ValueError(f"unknown knobs {sorted(unknown)}; known: {sorted(KNOBS)}")
+        with self.lock:
+            if model not in self.models:
+                raise KeyError(model)
+            self.models[model] = replace(self.models[model], **knobs)
+            return self.models[model]
+
+    def reset(self) -> None:
+        with self.lock:
+            self.models = copy.deepcopy(self.defaults)
+            self.requests.clear()
+            self.counter = 0
+
+    def record(self, body: Any, headers: dict[str, str]) -> int:
+        """Log a request and return its sequence number."""
+        with self.lock:
+            self.requests.append({"body": body, "headers": headers})
+            self.counter += 1
+            return self.counter
+
+    def behaviour(self, model: Any) -> ModelBehaviour | None:
+        with self.lock:
+            found = self.models.get(model) if isinstance(model, str) else None
+            return copy.copy(found)
+
+    def should_fail(self, model: str) -> bool:
+        with self.lock:
+            behaviour = self.models[model]
+            if behaviour.fail_status is None or behaviour.fail_count == 0:
+                return False
+            if behaviour.fail_count > 0:
+                behaviour.fail_count -= 1
+            return True
+
+
+def words(content: Any) -> list[str]:
+    if isinstance(content, list):  # content parts: only the text ones count
+        content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content.split() if isinstance(content, str) else []
+
+
+def completion(body: dict[str, Any], behaviour: ModelBehaviour, seq: int) -> dict[str, Any]:
+    """The full non-streaming response; streams are cut from the same one, so they agree."""
+    model, messages = body["model"], body["messages"]
+    last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+    reply = f"[{model}] answer to: {' '.join(words(last_user.get('content')))[:40]}".split(" ")
+    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    finish = "length" if limit and limit < len(reply) else "stop"
+    reply = reply[:limit] if limit else reply
+    usage: dict[str, Any] = {
+        "prompt_tokens": sum(len(words(m.get("content"))) + 3 for m in messages),
+        "completion_tokens": len(reply),
+    }
+    if behaviour.reasoning:
+        reasoning = REASONING_TOKENS[body.get("reasoning_effort") or "medium"]
+        usage["completion_tokens"] += reasoning
+        usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+    usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    message = {"role": "assistant", "content": " ".join(reply), "refusal": None}
+    return {
+        "id": f"chatcmpl-fake-{seq}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": "fp_fake",
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+        "usage": usage,
+    }
+
+
+def sse(data: dict[str, Any] | str) -> bytes:
+    return f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n".encode()
+
+
+async def stream_events(
+    full: dict[str, Any], body: dict[str, Any], b: ModelBehaviour
+) -> AsyncIterator[bytes]:
+    head = {k: full[k] for k in ("id", "created", "model", "system_fingerprint")}
+    head["object"] = "chat.completion.chunk"
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    extra = {"usage": None} if include_usage else {}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return sse({**head, "choices": [choice], **extra})
+
+    await asyncio.sleep(b.first_byte_latency_s)
+    if b.malformed:
+        yield b"data: " + BROKEN_JSON + b"\n\n"
+        yield sse("[DONE]")
+        return
+    yield chunk({"role": "assistant", "content": "", "refusal": None})
+    reply = full["choices"][0]["message"]["content"].split(" ")
+    for i, word in enumerate(reply):
+        if b.cut_stream_after is not None and i >= b.cut_stream_after:
+            raise StreamCut
+        await asyncio.sleep(b.chunk_delay_s)
+        yield chunk({"content": word if i == 0 else " " + word})
+    yield chunk({}, full["choices"][0]["finish_reason"])
+    if include_usage:
+        yield sse({**head, "choices": [], "usage": full["usage"]})
+    yield sse("[DONE]")
+
+
+class StreamCut(Exception):
+    """Raised inside a stream to drop the connection as a crashed upstream would."""
+
+
+class SSEResponse(StreamingResponse):
+    """An event stream that, unlike StreamingResponse, can end without finishing the body."""
+
+    def __init__(self, events: AsyncIterator[bytes]) -> None:
+        super().__init__(events, media_type="text/event-stream")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        try:
+            async for event in self.body_iterator:
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+        except StreamCut:
+            return  # no final empty body: uvicorn closes the connection mid-chunking
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def create_app(models: dict[str, ModelBehaviour] | None = None) -> FastAPI:
+    """The fake upstream; its state (log, knobs) is ``app.state.fake``, a FakeState."""
+    state = FakeState(DEFAULT_MODELS if models is None else models)
+    app = FastAPI(title="fake OpenAI upstream")
+    app.state.fake = state
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        seq = state.record(body, {k.lower(): v for k, v in request.headers.items()})
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            return error_body(400, "Expected a JSON object with a 'messages' list.")
+        model = body.get("model")
+        behaviour = state.behaviour(model)
+        if behaviour is None:
+            message = f"The model `{model}` does not exist or you do not have access to it."
+            return error_body(404, message, "model")
+        effort = body.get("reasoning_effort")
+        if effort is not None and not behaviour.reasoning:
+            message = "Unsupported parameter: 'reasoning_effort' is not supported with this model."
+            return error_body(400, message, "reasoning_effort")
+        if behaviour.reasoning and effort is not None and effort not in REASONING_TOKENS:
+            return error_body(400, f"Invalid value: '{effort}'.", "reasoning_effort")
+        await asyncio.sleep(behaviour.latency_s)
+        if behaviour.fail_status is not None and state.should_fail(model):
+            return error_body(behaviour.fail_status)
+        full = completion(body, behaviour, seq)
+        if body.get("stream"):
+            return SSEResponse(stream_events(full, body, behaviour))
+        await asyncio.sleep(behaviour.first_byte_latency_s)
+        if behaviour.malformed:
+            return Response(BROKEN_JSON, media_type="application/json")
+        return JSONResponse(full)
+
+    @app.get("/v1/models")
+    async def list_models() -> dict[str, Any]:
+        card = {"object": "model", "created": 0, "owned_by": "fake"}
+        return {"object": "list", "data": [{"id": m, **card} for m in state.models]}
+
+    @app.post("/_control")
+    async def control(request: Request) -> Response:
+        knobs = await request.json()
+        model = knobs.pop("model", None)
+        try:
+            return JSONResponse(asdict(state.control(model, **knobs)))
+        except KeyError:
+            return error_body(404, f"The model `{model}` does not exist.", "model")
+        except (ValueError, TypeError) as exc:
+            return error_body(400, str(exc))
+
+    @app.post("/_reset")
+    async def reset() -> dict[str, bool]:
+        state.reset()
+        return {"ok": True}
+
+    @app.get("/_requests")
+    async def requests() -> list[dict[str, Any]]:
+        with state.lock:
+            return list(state.requests)
+
+    return app
+
+
+class FakeUpstream:
+    """Serves ``create_app`` over TCP on 127.0.0.1 from a background thread.
+
+    ``with FakeUpstream() as upstream: OpenAI(base_url=upstream.base_url, api_key="x")``
+    """
+
+    def __init__(self, models: dict[str, ModelBehaviour] | None = None) -> None:
+        self.app = create_app(models)
+        self.state: FakeState = self.app.state.fake
+        # Binding here, not in uvicorn, gives a free port known before the thread starts.
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind(("127.0.0.1", 0))
+        self.port: int = self.socket.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"{self.url}/v1"
+        config = uvicorn.Config(
+            self.app, log_level="warning", access_log=False, timeout_graceful_shutdown=2
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True
+        )
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Every chat completion request so far: ``{"body": ..., "headers": {...}}``."""
+        with self.state.lock:
+            return copy.deepcopy(self.state.requests)
+
+    def control(self, model: str, **knobs: Any) -> ModelBehaviour:
+        return self.state.control(model, **knobs)
+
+    def reset(self) -> None:
+        self.state.reset()
+
+    def __enter__(self) -> FakeUpstream:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("fake upstream did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.socket.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
+    args = parser.parse_args()
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()
