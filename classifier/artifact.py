@@ -23,11 +23,11 @@ import sklearn
 
 from classifier.errors import ArtifactError
 from classifier.features import FEATURE_NAMES
-from classifier.head import DifficultyHead
+from classifier.head import DifficultyHead, GatedHead
 
 __all__ = ["FORMAT", "HEAD_FILE", "CARD_FILE", "HeadArtifact", "read_artifact", "write_artifact"]
 
-FORMAT = "thinkroute.difficulty-head/1"
+FORMAT = "thinkroute.gated-head/1"
 HEAD_FILE = "head.json"
 CARD_FILE = "MODEL_CARD.md"
 MODES = ("cheap", "balanced", "quality")
@@ -37,7 +37,7 @@ MODES = ("cheap", "balanced", "quality")
 class HeadArtifact:
     """Everything needed to rebuild a classifier except the embedding weights."""
 
-    head: DifficultyHead
+    head: GatedHead
     embedding: dict[str, Any]
     thresholds: dict[str, float]
     include_system: bool = False
@@ -49,7 +49,11 @@ def write_artifact(artifact: HeadArtifact, directory: str | Path, *, card: str) 
     """Write ``head.json`` and ``MODEL_CARD.md`` into ``directory``; returns the JSON path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    numbers = _head_numbers(artifact.head)
+    numbers = {
+        "gate": _head_numbers(artifact.head.gate),
+        "gain": _head_numbers(artifact.head.gain),
+        "calibration": artifact.head.calibration.tolist(),
+    }
     document = {
         "format": FORMAT,
         "versions": {"thinkroute": _thinkroute_version(), "scikit-learn": sklearn.__version__},
@@ -104,16 +108,12 @@ def _parse(document: dict[str, Any], path: Path) -> HeadArtifact:
             f"trained with features {document['features']}, this thinkroute computes "
             f"{list(FEATURE_NAMES)}: retrain the head",
         )
-    dim = int(document["embedding"]["dim"])
-    width = dim + len(FEATURE_NAMES)
-    arrays = {
-        name: np.asarray(numbers[name], dtype=np.float64) for name in ("mean", "scale", "coef")
-    }
-    for name, array in arrays.items():
-        if array.shape != (width,):
-            raise ArtifactError(path, f"'{name}' has shape {array.shape}, expected ({width},)")
-        if not np.all(np.isfinite(array)):
-            raise ArtifactError(path, f"'{name}' holds non-finite numbers")
+    width = int(document["embedding"]["dim"]) + len(FEATURE_NAMES)
+    gate = _stored_head(numbers["gate"], width, path, "gate")
+    gain = _stored_head(numbers["gain"], width, path, "gain")
+    calibration = [_finite(v) for v in numbers["calibration"]]
+    if len(calibration) != 2:
+        raise ArtifactError(path, "'calibration' must hold a slope and an offset")
     thresholds = {mode: float(document["thresholds"][mode]) for mode in MODES}
     if not all(0.0 <= t <= 1.0 for t in thresholds.values()):
         raise ArtifactError(path, f"thresholds must lie in [0, 1], got {thresholds}")
@@ -126,14 +126,8 @@ def _parse(document: dict[str, Any], path: Path) -> HeadArtifact:
             stacklevel=3,
         )
 
-    head = DifficultyHead(C=float(numbers["C"]))
-    head.classes_ = np.array([0, 1])
-    head.n_features_in_ = width
-    head.mean_, head.scale_, head.coef_ = arrays["mean"], arrays["scale"], arrays["coef"]
-    head.intercept_ = _finite(numbers["intercept"])
-    head.calibration_ = np.array([_finite(v) for v in numbers["calibration"]])
     return HeadArtifact(
-        head=head,
+        head=GatedHead(gate=gate, gain=gain, calibration=calibration),
         embedding=document["embedding"],
         thresholds=thresholds,
         include_system=bool(document.get("text", {}).get("include_system", False)),
@@ -142,13 +136,44 @@ def _parse(document: dict[str, Any], path: Path) -> HeadArtifact:
     )
 
 
+def _stored_head(numbers: dict[str, Any], width: int, path: Path, name: str) -> DifficultyHead:
+    def array(value: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+        result = np.asarray(value, dtype=np.float64)
+        if result.shape != shape:
+            raise ArtifactError(path, f"{name} {what} has shape {result.shape}, expected {shape}")
+        if not np.all(np.isfinite(result)):
+            raise ArtifactError(path, f"{name} {what} holds non-finite numbers")
+        return result
+
+    head = DifficultyHead(
+        C=float(numbers["C"]), hidden_units=int(numbers["hidden_units"]), calibration=None
+    )
+    head.mean_ = array(numbers["mean"], (width,), "'mean'")
+    head.scale_ = array(numbers["scale"], (width,), "'scale'")
+    head.coefs_, head.intercepts_ = [], []
+    fan_in = width
+    for depth, (weights, bias) in enumerate(numbers["layers"]):
+        fan_out = len(bias)
+        head.coefs_.append(array(weights, (fan_in, fan_out), f"layer {depth} weights"))
+        head.intercepts_.append(array(bias, (fan_out,), f"layer {depth} bias"))
+        fan_in = fan_out
+    if fan_in != 1 or not head.coefs_:
+        raise ArtifactError(path, f"{name} must end in one output, not {fan_in}")
+    head.classes_ = np.array([0, 1])
+    head.n_features_in_ = width
+    head.calibration_ = array(numbers["calibration"], (2,), "'calibration'")
+    return head
+
+
 def _head_numbers(head: DifficultyHead) -> dict[str, Any]:
     return {
         "C": head.C,
+        "hidden_units": head.hidden_units,
         "mean": head.mean_.tolist(),
         "scale": head.scale_.tolist(),
-        "coef": head.coef_.tolist(),
-        "intercept": head.intercept_,
+        "layers": [
+            [w.tolist(), b.tolist()] for w, b in zip(head.coefs_, head.intercepts_, strict=True)
+        ],
         "calibration": head.calibration_.tolist(),
     }
 

@@ -124,7 +124,11 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         else:
             self.model_ = self._load_torch(path)
             self.backend_ = "torch"
-        self.dim_ = int(self.model_.get_sentence_embedding_dimension())
+        # sentence-transformers 5.x renamed this getter; accept both spellings.
+        dimension = getattr(self.model_, "get_embedding_dimension", None) or getattr(
+            self.model_, "get_sentence_embedding_dimension"
+        )
+        self.dim_ = int(dimension())
         self.max_seq_length_ = int(self.model_.max_seq_length)
         self._cache: OrderedDict[bytes, NDArray[np.float32]] = OrderedDict()
         self._lock = threading.Lock()

@@ -1,37 +1,56 @@
-"""The difficulty head: vectors in, P(reasoning model does better) out."""
+"""The difficulty head: vectors in, P(reasoning model does better) out.
+
+The shipped score is a product of two linear heads (:class:`GatedHead`):
+
+    P(better) = calibrate( P(the task calls for reasoning) x P(reasoning wins | such a task) )
+
+The *gate* learns from prompt records (everyday chat versus competition
+maths and hard coding) what kind of request this is; the *gain* head learns
+from measured outcomes which of those tasks a reasoning model actually wins.
+One head trained on both at once has to place chat somewhere on the
+outcome scale it has never measured; the product sends chat to the fast
+tier without costing the ranking within reasoning-type tasks.
+"""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
+from sklearn.neural_network import MLPClassifier
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-__all__ = ["DifficultyHead"]
+__all__ = ["DifficultyHead", "GatedHead", "fit_platt"]
 
 
 class DifficultyHead(ClassifierMixin, BaseEstimator):
-    """Standardised logistic regression with Platt calibration on held-out folds.
+    """Standardised logistic regression or small MLP, Platt-calibrated on held-out folds.
 
-    A plain linear model keeps the shipped artifact a few hundred numbers that
-    load without running code, and scores a vector in microseconds.
+    Either model is a few plain arrays (:attr:`coefs_`, :attr:`intercepts_`)
+    that load without running code and score a vector in microseconds.
 
     Parameters
     ----------
     C : float, default=1.0
-        Inverse regularisation strength of the logistic regression.
+        Inverse regularisation strength (the MLP's L2 penalty is ``1 / C``).
+    hidden_units : int, default=0
+        0 fits a logistic regression; more fits an MLP with one ReLU layer
+        of that width.
     calibration : {"sigmoid", None}, default="sigmoid"
         ``"sigmoid"`` fits Platt scaling on out-of-fold decision values, so
         probabilities mean what they say; ``None`` keeps the raw model's.
     cv : int, default=5
         Folds used to produce the out-of-fold values for calibration.
     max_iter : int, default=2000
-        Iterations allowed to the solver.
+        Iterations allowed to the solver (epochs, for the MLP: a fixed budget
+        that also regularises, so running out of it is not warned about).
     random_state : int, default=0
         Seed of the fold split.
 
@@ -40,8 +59,9 @@ class DifficultyHead(ClassifierMixin, BaseEstimator):
     classes_ : ndarray of shape (2,)
     mean_, scale_ : ndarray of shape (n_features,)
         Standardisation learned from the training vectors.
-    coef_ : ndarray of shape (n_features,)
-    intercept_ : float
+    coefs_, intercepts_ : list of ndarray
+        Weights and biases per layer; the last layer has one output, the
+        log-odds before calibration.
     calibration_ : ndarray of shape (2,)
         Slope and offset applied to the decision value before the sigmoid.
     n_iter_ : int
@@ -61,12 +81,14 @@ class DifficultyHead(ClassifierMixin, BaseEstimator):
         self,
         *,
         C: float = 1.0,
+        hidden_units: int = 0,
         calibration: str | None = "sigmoid",
         cv: int = 5,
         max_iter: int = 2000,
         random_state: int = 0,
     ) -> None:
         self.C = C
+        self.hidden_units = hidden_units
         self.calibration = calibration
         self.cv = cv
         self.max_iter = max_iter
@@ -110,10 +132,9 @@ class DifficultyHead(ClassifierMixin, BaseEstimator):
         self.scale_ = np.where(scale > 1e-12, scale, 1.0)
         Z = (X - self.mean_) / self.scale_
 
-        model = self._linear().fit(Z, y01, sample_weight=weights)
-        self.coef_ = model.coef_.ravel().copy()
-        self.intercept_ = float(model.intercept_[0])
-        self.n_iter_ = int(model.n_iter_[0])
+        model = self._fit_model(Z, y01, weights)
+        self.coefs_, self.intercepts_ = _layers(model)
+        self.n_iter_ = int(np.max(model.n_iter_))
         self.calibration_ = np.array([1.0, 0.0])
         if self.calibration == "sigmoid":
             self.calibration_ = self._fit_platt(Z, y01, weights, mask)
@@ -123,7 +144,7 @@ class DifficultyHead(ClassifierMixin, BaseEstimator):
         """Calibrated log-odds that the reasoning model does better."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        raw = ((X - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
+        raw = _forward((X - self.mean_) / self.scale_, self.coefs_, self.intercepts_)
         slope, offset = self.calibration_
         return np.asarray(slope * raw + offset, dtype=np.float64)
 
@@ -136,8 +157,20 @@ class DifficultyHead(ClassifierMixin, BaseEstimator):
         above = self.decision_function(X) > 0
         return self.classes_[above.astype(int)]
 
-    def _linear(self) -> LogisticRegression:
-        return LogisticRegression(C=self.C, max_iter=self.max_iter)
+    def _fit_model(
+        self, Z: NDArray[np.float64], y: NDArray[np.intp], w: NDArray[np.float64]
+    ) -> LogisticRegression | MLPClassifier:
+        if self.hidden_units <= 0:
+            return LogisticRegression(C=self.C, max_iter=self.max_iter).fit(Z, y, sample_weight=w)
+        mlp = MLPClassifier(
+            hidden_layer_sizes=(self.hidden_units,),
+            alpha=1.0 / self.C,
+            max_iter=self.max_iter,
+            random_state=self.random_state,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return mlp.fit(Z, y, sample_weight=w)
 
     def _fit_platt(
         self, Z: NDArray[np.float64], y: NDArray[np.intp], w: NDArray[np.float64], mask: NDArray
@@ -148,15 +181,80 @@ class DifficultyHead(ClassifierMixin, BaseEstimator):
         out_of_fold = np.empty(len(y))
         splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
         for train, test in splitter.split(Z, y):
-            fold_model = self._linear().fit(Z[train], y[train], sample_weight=w[train])
-            out_of_fold[test] = fold_model.decision_function(Z[test])
-        if len(np.unique(y[mask])) < 2:
-            return np.array([1.0, 0.0])
-        platt = LogisticRegression(C=1e4, max_iter=self.max_iter)
-        platt.fit(out_of_fold[mask, None], y[mask], sample_weight=w[mask])
-        return np.array([float(platt.coef_[0, 0]), float(platt.intercept_[0])])
+            fold_model = self._fit_model(Z[train], y[train], w[train])
+            out_of_fold[test] = _forward(Z[test], *_layers(fold_model))
+        return fit_platt(out_of_fold[mask], y[mask], w[mask])
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
         return tags
+
+
+def _layers(
+    model: LogisticRegression | MLPClassifier,
+) -> tuple[list[NDArray[np.float64]], list[NDArray[np.float64]]]:
+    if isinstance(model, LogisticRegression):
+        return [model.coef_.T.copy()], [model.intercept_.copy()]
+    return [w.copy() for w in model.coefs_], [b.copy() for b in model.intercepts_]
+
+
+def _forward(
+    Z: NDArray[np.float64], coefs: list[NDArray[np.float64]], intercepts: list[NDArray[np.float64]]
+) -> NDArray[np.float64]:
+    """Log-odds from standardised inputs: ReLU hidden layers, then one linear output."""
+    h = Z
+    for weights, bias in zip(coefs[:-1], intercepts[:-1], strict=True):
+        h = np.maximum(h @ weights + bias, 0.0)
+    return np.asarray((h @ coefs[-1] + intercepts[-1])[:, 0], dtype=np.float64)
+
+
+def fit_platt(
+    decision: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+) -> NDArray[np.float64]:
+    """Slope and offset mapping decision values to calibrated log-odds (Platt scaling).
+
+    Returns the identity ``[1, 0]`` when ``y`` holds a single class.
+    """
+    decision, y = np.asarray(decision, dtype=np.float64), np.asarray(y)
+    if len(np.unique(y)) < 2:
+        return np.array([1.0, 0.0])
+    platt = LogisticRegression(C=1e4, max_iter=2000)
+    platt.fit(decision[:, None], y, sample_weight=sample_weight)
+    return np.array([float(platt.coef_[0, 0]), float(platt.intercept_[0])])
+
+
+def logit(p: ArrayLike) -> NDArray[np.float64]:
+    """Log-odds, clipped away from 0 and 1 so products of small probabilities stay finite."""
+    q = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.asarray(np.log(q / (1 - q)), dtype=np.float64)
+
+
+class GatedHead:
+    """P(reasoning model does better) as a calibrated gate x gain product.
+
+    Parameters
+    ----------
+    gate : DifficultyHead
+        Fitted on "does this request call for reasoning at all?".
+    gain : DifficultyHead
+        Fitted on "does the reasoning model win this task?".
+    calibration : array-like of shape (2,)
+        Platt slope and offset over the log-odds of the product.
+    """
+
+    def __init__(
+        self, *, gate: DifficultyHead, gain: DifficultyHead, calibration: ArrayLike = (1.0, 0.0)
+    ) -> None:
+        self.gate = gate
+        self.gain = gain
+        self.calibration = np.asarray(calibration, dtype=np.float64)
+
+    def raw_score(self, X: ArrayLike) -> NDArray[np.float64]:
+        """The uncalibrated product of the two heads' probabilities."""
+        return self.gate.predict_proba(X)[:, 1] * self.gain.predict_proba(X)[:, 1]
+
+    def score(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Calibrated P(reasoning model does better), one per row."""
+        slope, offset = self.calibration
+        return 1.0 / (1.0 + np.exp(-(slope * logit(self.raw_score(X)) + offset)))

@@ -73,7 +73,7 @@ class DifficultyClassifier:
         """P(reasoning model does better) for each text."""
         if not texts:
             return np.empty(0)
-        return self.artifact.head.predict_proba(build_features(self.embedder, texts))[:, 1]
+        return self.artifact.head.score(build_features(self.embedder, texts))
 
     def score_messages(self, messages: Sequence[Mapping[str, Any]]) -> float:
         """P(reasoning model does better) for one chat (see :mod:`classifier.text`)."""

@@ -1,17 +1,22 @@
 """Train a difficulty head: ``thinkroute train --data FILE [--data FILE ...] --out DIR``.
 
-Labels, by record kind (see :mod:`classifier.data`):
+The head is a gate x gain product (see :mod:`classifier.head`). What each
+record kind teaches (see :mod:`classifier.data`):
 
-* fast/reasoning outcomes: 1 when the reasoning model scored higher. These
-  are the measurements the score is calibrated on.
-* weak/strong outcomes: 1 when the strong chat model scored higher. A
-  related but different question (no reasoning model), so they weigh less.
-* prompt records: 1 when a person expects the reasoning tier. They carry
-  an expectation, not a measurement: they shape the ranking (everyday chat
-  low, olympiad maths high) but not the calibration.
+* fast/reasoning outcomes: the gain head's target is how much better the
+  reasoning model scored (clipped to [0, 1]: a soft label, so a puzzle the
+  reasoning model wins two times in three counts two thirds); for the gate
+  they are all reasoning-type tasks. The final calibration is fitted on them
+  alone, since they are the only measurements of the question asked.
+* prompt records: the gate learns chat (0) versus competition maths and hard
+  coding (1); the gain head sees them at ``prompt_weight``. They carry an
+  expectation, not a measurement.
+* weak/strong outcomes: a strong versus a weak chat model, not a reasoning
+  model. They reach the gain head only at ``strong_weak_weight`` (default 0:
+  on this project's data they lowered APGR on fast/reasoning outcomes).
 
-Operating points come from out-of-fold scores, never from scores of the
-records a model was fitted on.
+Thresholds and reported metrics come from out-of-fold scores, never from
+scores of the records a head was fitted on.
 """
 
 from __future__ import annotations
@@ -19,13 +24,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from tqdm.auto import tqdm
 
 from classifier.artifact import HeadArtifact, write_artifact
@@ -35,86 +40,70 @@ from classifier.data import Record, load_records
 from classifier.embedding import DEFAULT_MODEL, SentenceEmbedder
 from classifier.evaluate import evaluate
 from classifier.features import surface_features
-from classifier.head import DifficultyHead
+from classifier.head import DifficultyHead, GatedHead, fit_platt, logit
 from classifier.metrics import routing_curve
 
-__all__ = ["TrainingConfig", "embed_records", "fit_head", "main", "train"]
+__all__ = ["TrainingConfig", "embed_records", "fit", "main", "train"]
 
 # Share of the fast-to-reasoning quality gap each mode aims to recover.
-MODE_PGR_TARGETS = {"cheap": 0.5, "balanced": 0.8, "quality": 0.95}
+MODE_PGR_TARGETS = {"cheap": 0.5, "balanced": 0.92, "quality": 0.98}
 
 
 @dataclass(frozen=True, slots=True)
 class TrainingConfig:
-    """Weights of the weaker label kinds and the head's regularisation."""
+    """Weights of the weaker label kinds, the heads' regularisation and the folds."""
 
-    strong_weak_weight: float = 0.3
     prompt_weight: float = 1.0
-    C: float = 0.1
+    strong_weak_weight: float = 0.0
+    outcome_gate_weight: float = 0.5
+    gate_C: float = 0.02
+    gain_C: float = 1 / 3
+    gain_hidden_units: int = 64
+    gain_epochs: int = 60
     folds: int = 5
     random_state: int = 0
-
-
-def labels_and_weights(
-    records: Sequence[Record], config: TrainingConfig
-) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.bool_]]:
-    """Binary labels, sample weights, and which rows are measured fast/reasoning outcomes."""
-    y = np.empty(len(records), dtype=np.int64)
-    w = np.empty(len(records), dtype=np.float64)
-    measured = np.zeros(len(records), dtype=bool)
-    for i, record in enumerate(records):
-        if record.pair == "fast/reasoning":
-            y[i], w[i], measured[i] = int(record.gap > 0), 1.0, True
-        elif record.pair == "weak/strong":
-            y[i], w[i] = int(record.gap > 0), config.strong_weak_weight
-        else:
-            y[i], w[i] = int(record.expected_tier == "reasoning"), config.prompt_weight
-    return y, w, measured
 
 
 def embed_records(
     embedder: SentenceEmbedder, records: Sequence[Record], *, progress: bool = True
 ) -> NDArray[np.float64]:
-    """The head's input matrix for ``records``, embedding in batches behind a progress bar."""
+    """The heads' input matrix for ``records``, embedding in blocks behind a progress bar."""
     texts = [record.text for record in records]
     step = max(embedder.batch_size * 8, 1)
-    blocks = []
-    for start in tqdm(
-        range(0, len(texts), step), desc="embedding", unit="batch", disable=not progress
-    ):
-        blocks.append(embedder.transform(texts[start : start + step]).astype(np.float64))
+    blocks = [
+        embedder.transform(texts[start : start + step]).astype(np.float64)
+        for start in tqdm(
+            range(0, len(texts), step), desc="embedding", unit="block", disable=not progress
+        )
+    ]
     embedded = np.vstack(blocks) if blocks else np.empty((0, embedder.dim_))
     return np.hstack([embedded, surface_features(texts)])
 
 
-def fit_head(
+def fit(
     X: NDArray[np.float64], records: Sequence[Record], config: TrainingConfig
-) -> tuple[DifficultyHead, NDArray[np.float64]]:
-    """Fit the head on everything, and return it with out-of-fold scores for every record."""
-    y, w, measured = labels_and_weights(records, config)
-    if len(np.unique(y)) < 2:
-        raise ValueError("training needs records of both labels (some harder, some not)")
-    out_of_fold = np.zeros(len(records))
-    # Stratify on label and kind together so each fold sees every kind.
-    strata = y * 3 + np.array([_kind_index(r) for r in records])
-    folds = min(config.folds, int(np.bincount(strata).min(initial=len(records))) or 2)
-    splitter = StratifiedKFold(max(folds, 2), shuffle=True, random_state=config.random_state)
-    for fit_rows, held_rows in splitter.split(X, strata):
-        fold_head = _new_head(config).fit(
-            X[fit_rows], y[fit_rows], sample_weight=w[fit_rows], calibrate_on=measured[fit_rows]
-        )
-        out_of_fold[held_rows] = fold_head.predict_proba(X[held_rows])[:, 1]
-    head = _new_head(config).fit(X, y, sample_weight=w, calibrate_on=measured)
-    return head, out_of_fold
+) -> tuple[GatedHead, NDArray[np.float64]]:
+    """Fit the head on everything; return it with calibrated out-of-fold scores for every record."""
+    measured = np.array([r.pair == "fast/reasoning" for r in records])
+    if not measured.any():
+        raise ValueError("training needs fast/reasoning outcome records to calibrate on")
+    raw = np.zeros(len(records))
+    kinds = np.array([r.pair or f"prompt:{r.expected_tier}" for r in records])
+    folds = max(2, min(config.folds, int(np.unique(kinds, return_counts=True)[1].min())))
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=config.random_state)
+    for fit_rows, held_rows in splitter.split(X, kinds):
+        fold_head = _fit_uncalibrated(X[fit_rows], [records[i] for i in fit_rows], config)
+        raw[held_rows] = fold_head.raw_score(X[held_rows])
+    wins = np.array([r.gap > 0 for r in records if r.pair == "fast/reasoning"])
+    calibration = fit_platt(logit(raw[measured]), wins)
+    head = _fit_uncalibrated(X, records, config)
+    head.calibration = calibration
+    return head, _calibrated(raw, calibration)
 
 
 def operating_points(records: Sequence[Record], scores: NDArray[np.float64]) -> dict[str, float]:
     """Thresholds for each mode from out-of-fold scores on fast/reasoning outcomes."""
     rows = [i for i, r in enumerate(records) if r.pair == "fast/reasoning"]
-    if not rows:
-        rows = [i for i, r in enumerate(records) if r.has_outcome]
-    if not rows:
-        raise ValueError("operating points need records with measured outcomes")
     chosen = [records[i] for i in rows]
     curve = routing_curve(
         scores[rows], [r.low_score for r in chosen], [r.high_score for r in chosen]
@@ -130,14 +119,26 @@ def train(
     embedder: SentenceEmbedder,
     *,
     config: TrainingConfig = TrainingConfig(),
+    holdout: float = 0.0,
+    report_unseen: bool = False,
     progress: bool = True,
-) -> tuple[HeadArtifact, dict[str, Any]]:
-    """Fit a head on ``records``; returns the artifact and its out-of-fold report."""
+) -> HeadArtifact:
+    """Fit a head on ``records`` and measure it.
+
+    ``holdout`` keeps that fraction out of a first fit to report on it (the
+    shipped head is then refitted on everything); ``report_unseen`` refits
+    once per group of prompts (see :func:`unseen_group`) with that group left
+    out, to show how the head does on kinds of prompts it never saw.
+    """
     X = embed_records(embedder, records, progress=progress)
-    head, out_of_fold = fit_head(X, records, config)
+    head, out_of_fold = fit(X, records, config)
     thresholds = operating_points(records, out_of_fold)
-    report = evaluate(records, out_of_fold, thresholds)
-    artifact = HeadArtifact(
+    metrics: dict[str, Any] = {"out_of_fold": evaluate(records, out_of_fold, thresholds)}
+    if holdout:
+        metrics["holdout"] = _holdout_report(X, records, config, holdout)
+    if report_unseen:
+        metrics["unseen_kinds"] = _unseen_report(X, records, config, head, thresholds)
+    return HeadArtifact(
         head=head,
         embedding={
             "model": embedder.model,
@@ -146,20 +147,154 @@ def train(
             "backend": embedder.backend_,
         },
         thresholds=thresholds,
-        metrics={"out_of_fold": report},
+        metrics=metrics,
         training={
             "date": dt.date.today().isoformat(),
             "records": _counts(records),
-            "config": {
-                "strong_weak_weight": config.strong_weak_weight,
-                "prompt_weight": config.prompt_weight,
-                "C": config.C,
-                "folds": config.folds,
-            },
+            "config": asdict(config),
             "mode_pgr_targets": MODE_PGR_TARGETS,
         },
     )
-    return artifact, report
+
+
+def unseen_group(record: Record) -> str:
+    """The kind of prompt a record belongs to, for leave-one-kind-out reports.
+
+    Outcome records group by source and category (``reasoning-gym/logic``,
+    ``zeroeval/crux``; the ``easy``/``hard`` level is not a kind); prompt
+    records by source (``aime24``, ``alpaca_eval``), since their subsets are
+    often too small to judge alone.
+    """
+    if not record.has_outcome:
+        return record.source
+    parts = [part for part in record.subset.split("/") if part not in ("easy", "hard")]
+    return f"{record.source}/{parts[0]}" if parts else record.source
+
+
+def _fit_uncalibrated(
+    X: NDArray[np.float64], records: Sequence[Record], config: TrainingConfig
+) -> GatedHead:
+    gate_y, gate_w = _gate_labels(records, config)
+    used = gate_w > 0
+    gate = DifficultyHead(C=config.gate_C, calibration=None, random_state=config.random_state)
+    gate.fit(X[used], gate_y[used], sample_weight=gate_w[used])
+    # A soft target t becomes two weighted rows, (x, 1) at t and (x, 0) at 1 - t:
+    # the log-loss of the pair equals the cross-entropy against t.
+    target, weight = _gain_targets(records, config)
+    rows = np.r_[np.arange(len(records)), np.arange(len(records))]
+    labels = np.r_[np.ones(len(records)), np.zeros(len(records))]
+    weights = np.r_[target * weight, (1.0 - target) * weight]
+    keep = weights > 0
+    gain = DifficultyHead(
+        C=config.gain_C,
+        hidden_units=config.gain_hidden_units,
+        max_iter=config.gain_epochs,
+        calibration=None,
+        random_state=config.random_state,
+    )
+    gain.fit(X[rows[keep]], labels[keep], sample_weight=weights[keep])
+    return GatedHead(gate=gate, gain=gain)
+
+
+def _gate_labels(
+    records: Sequence[Record], config: TrainingConfig
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Reasoning-type (1) versus chat (0), weighted so each source of positives counts as set.
+
+    Measured outcomes are all reasoning-type tasks, but they are thousands of
+    procedurally generated puzzles: unweighted, the gate would learn "looks
+    like a puzzle" rather than "calls for reasoning" and miss a terse olympiad
+    problem. So their total weight is ``outcome_gate_weight`` times that of
+    the hard prompts, and chat is weighted to balance all positives.
+    """
+    y = np.array(
+        [1 if r.pair == "fast/reasoning" else int(r.expected_tier == "reasoning") for r in records]
+    )
+    outcome = np.array([r.pair == "fast/reasoning" for r in records])
+    prompt = np.array([not r.has_outcome for r in records])
+    hard, chat = prompt & (y == 1), prompt & (y == 0)
+    weights = np.zeros(len(records))
+    weights[hard] = 1.0
+    if outcome.any():
+        weights[outcome] = config.outcome_gate_weight * max(int(hard.sum()), 1) / outcome.sum()
+    if chat.any():
+        weights[chat] = weights.sum() / chat.sum()
+    return y, weights
+
+
+def _gain_targets(
+    records: Sequence[Record], config: TrainingConfig
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    target = np.empty(len(records))
+    weight = np.empty(len(records))
+    for i, r in enumerate(records):
+        if r.has_outcome:
+            target[i] = min(max(r.gap, 0.0), 1.0)
+            weight[i] = 1.0 if r.pair == "fast/reasoning" else config.strong_weak_weight
+        else:
+            target[i] = float(r.expected_tier == "reasoning")
+            weight[i] = config.prompt_weight
+    return target, weight
+
+
+def _calibrated(raw: NDArray[np.float64], calibration: NDArray[np.float64]) -> NDArray[np.float64]:
+    slope, offset = calibration
+    return 1.0 / (1.0 + np.exp(-(slope * logit(raw) + offset)))
+
+
+def _holdout_report(
+    X: NDArray[np.float64], records: Sequence[Record], config: TrainingConfig, fraction: float
+) -> dict[str, Any]:
+    kinds = [r.pair or f"prompt:{r.expected_tier}" for r in records]
+    fit_rows, held_rows = train_test_split(
+        np.arange(len(records)),
+        test_size=fraction,
+        stratify=kinds,
+        random_state=config.random_state + 1,
+    )
+    fit_records = [records[i] for i in fit_rows]
+    head, out_of_fold = fit(X[fit_rows], fit_records, config)
+    thresholds = operating_points(fit_records, out_of_fold)
+    report = evaluate([records[i] for i in held_rows], head.score(X[held_rows]), thresholds)
+    report["description"] = (
+        f"A head fitted on {len(fit_rows)} records, judged on the other {len(held_rows)} "
+        f"({fraction:.0%}, stratified by record kind), with thresholds from its own folds."
+    )
+    return report
+
+
+def _unseen_report(
+    X: NDArray[np.float64],
+    records: Sequence[Record],
+    config: TrainingConfig,
+    head: GatedHead,
+    thresholds: dict[str, float],
+) -> dict[str, Any]:
+    groups = np.array([unseen_group(r) for r in records])
+    report: dict[str, Any] = {
+        "description": (
+            "Each kind of prompt left out of training in turn, then scored by a head fitted "
+            "on everything else (shipped calibration and thresholds)."
+        ),
+        "groups": {},
+    }
+    for group in tqdm(sorted(set(groups)), desc="unseen kinds", disable=True):
+        held = np.flatnonzero(groups == group)
+        kept = np.flatnonzero(groups != group)
+        if not any(records[i].pair == "fast/reasoning" for i in kept):
+            continue
+        blind = _fit_uncalibrated(X[kept], [records[i] for i in kept], config)
+        blind.calibration = head.calibration
+        held_records = [records[i] for i in held]
+        scored = evaluate(held_records, blind.score(X[held]), thresholds)
+        entry = {"n": len(held), "apgr": scored["apgr"], "cpt50": scored["cpt50"]}
+        entry["reasoning_share"] = round(
+            float(np.mean(blind.score(X[held]) >= thresholds["balanced"])), 4
+        )
+        tiers = {r.expected_tier for r in held_records}
+        entry["expected_tier"] = tiers.pop() if len(tiers) == 1 else None
+        report["groups"][group] = entry
+    return report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -184,11 +319,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="sentence-transformers model name or path (default: %(default)s)",
     )
     parser.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"])
+    defaults = TrainingConfig()
+    parser.add_argument("--strong-weak-weight", type=float, default=defaults.strong_weak_weight)
+    parser.add_argument("--prompt-weight", type=float, default=defaults.prompt_weight)
     parser.add_argument(
-        "--strong-weak-weight", type=float, default=TrainingConfig.strong_weak_weight
+        "--holdout",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="also fit without this stratified fraction and report on it",
     )
-    parser.add_argument("--prompt-weight", type=float, default=TrainingConfig.prompt_weight)
-    parser.add_argument("--C", type=float, default=TrainingConfig.C, help="inverse regularisation")
+    parser.add_argument(
+        "--report-unseen",
+        action="store_true",
+        help="report each kind of prompt scored by a head that never saw that kind",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -196,12 +341,22 @@ def run(args: argparse.Namespace) -> int:
     records = load_records(args.data)
     embedder = SentenceEmbedder(model=args.embedding_model, backend=args.backend, cache_size=0)
     config = TrainingConfig(
-        strong_weak_weight=args.strong_weak_weight, prompt_weight=args.prompt_weight, C=args.C
+        strong_weak_weight=args.strong_weak_weight, prompt_weight=args.prompt_weight
     )
-    artifact, report = train(records, embedder.fit(), config=config, progress=not args.quiet)
+    artifact = train(
+        records,
+        embedder.fit(),
+        config=config,
+        holdout=args.holdout,
+        report_unseen=args.report_unseen,
+        progress=not args.quiet,
+    )
     path = write_artifact(artifact, args.out, card=render_card(artifact))
-    summary = report.get("apgr")
-    print(f"wrote {path} ({len(records)} records; out-of-fold APGR {summary})")
+    summary = artifact.metrics["out_of_fold"]
+    print(
+        f"wrote {path}: {len(records)} records, out-of-fold APGR {summary['apgr']}, "
+        f"CPT(50%) {summary['cpt50']}, thresholds {artifact.thresholds}"
+    )
     return 0
 
 
@@ -209,14 +364,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="thinkroute train", description=__doc__.split("\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
-
-
-def _new_head(config: TrainingConfig) -> DifficultyHead:
-    return DifficultyHead(C=config.C, random_state=config.random_state)
-
-
-def _kind_index(record: Record) -> int:
-    return {"fast/reasoning": 0, "weak/strong": 1}.get(record.pair or "", 2)
 
 
 def _counts(records: Sequence[Record]) -> dict[str, int]:

@@ -8,7 +8,7 @@ import pytest
 from classifier.artifact import HEAD_FILE, HeadArtifact, read_artifact, write_artifact
 from classifier.errors import ArtifactError
 from classifier.features import FEATURE_NAMES
-from classifier.head import DifficultyHead
+from classifier.head import DifficultyHead, GatedHead
 
 DIM = 4
 THRESHOLDS = {"cheap": 0.7, "balanced": 0.5, "quality": 0.3}
@@ -19,7 +19,9 @@ def saved(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, DIM + len(FEATURE_NAMES)))
     y = (X[:, 0] + rng.normal(scale=0.5, size=200) > 0).astype(int)
-    head = DifficultyHead().fit(X, y)
+    gate = DifficultyHead(calibration=None).fit(X, X[:, 1] > 0)
+    gain = DifficultyHead(hidden_units=5, max_iter=50, calibration=None).fit(X, y)
+    head = GatedHead(gate=gate, gain=gain, calibration=[1.3, -0.2])
     artifact = HeadArtifact(
         head=head, embedding={"model": "fake", "dim": DIM}, thresholds=THRESHOLDS
     )
@@ -32,14 +34,23 @@ def test_round_trip_gives_identical_scores(saved):
     loaded = read_artifact(directory)
     assert loaded.thresholds == THRESHOLDS
     assert loaded.embedding == {"model": "fake", "dim": DIM}
-    np.testing.assert_array_equal(loaded.head.predict_proba(X), head.predict_proba(X))
+    np.testing.assert_array_equal(loaded.head.score(X), head.score(X))
+    np.testing.assert_array_equal(loaded.head.calibration, [1.3, -0.2])
     assert (directory / "MODEL_CARD.md").read_text() == "# card\n"
 
 
 def test_saved_head_is_plain_json(saved):
     directory, _, _ = saved
     document = json.loads((directory / HEAD_FILE).read_text())
-    assert set(document["head"]) == {"C", "mean", "scale", "coef", "intercept", "calibration"}
+    assert set(document["head"]) == {"gate", "gain", "calibration"}
+    assert set(document["head"]["gain"]) == {
+        "C",
+        "hidden_units",
+        "mean",
+        "scale",
+        "layers",
+        "calibration",
+    }
 
 
 def edit(directory, change):
@@ -52,7 +63,7 @@ def edit(directory, change):
 @pytest.mark.parametrize(
     ("change", "problem"),
     [
-        (lambda d: d["head"]["coef"].__setitem__(0, 12.5), "checksum"),
+        (lambda d: d["head"]["gain"]["layers"][0][1].__setitem__(0, 12.5), "checksum"),
         (lambda d: d.__setitem__("format", "something/9"), "format is 'something/9'"),
         (lambda d: d["embedding"].__setitem__("dim", 8), "shape"),
         (lambda d: d.__setitem__("features", ["log_words"]), "retrain the head"),

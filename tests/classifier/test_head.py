@@ -62,3 +62,13 @@ def test_calibrate_on_restricts_calibration_to_measured_rows():
     y[~measured] = (X[~measured, 0] > 0).astype(int)
     head = DifficultyHead().fit(X, y, calibrate_on=measured)
     assert head.predict_proba(X[measured])[:, 1].mean() == pytest.approx(0.3, abs=0.05)
+
+
+def test_hidden_layer_learns_what_a_linear_head_cannot():
+    rng = np.random.default_rng(3)
+    X = rng.uniform(-1, 1, size=(600, 2))
+    y = ((X[:, 0] > 0) ^ (X[:, 1] > 0)).astype(int)  # XOR: no line separates it
+    linear = DifficultyHead().fit(X, y)
+    mlp = DifficultyHead(hidden_units=16, C=100.0, max_iter=500).fit(X, y)
+    assert (linear.predict(X) == y).mean() < 0.7
+    assert (mlp.predict(X) == y).mean() > 0.9
