@@ -125,7 +125,8 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
             self.model_ = self._load_torch(path)
             self.backend_ = "torch"
         # sentence-transformers 5.x renamed this getter; accept both spellings.
-        dimension = getattr(self.model_, "get_embedding_dimension", None) or self.model_.get_sentence_embedding_dimension
+        dimension = getattr(self.model_, "get_embedding_dimension", None)
+        dimension = dimension or self.model_.get_sentence_embedding_dimension
         self.dim_ = int(dimension())
         self.max_seq_length_ = int(self.model_.max_seq_length)
         self._cache: OrderedDict[bytes, NDArray[np.float32]] = OrderedDict()
