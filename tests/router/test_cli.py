@@ -1,0 +1,166 @@
+"""The ``thinkroute`` commands end to end, on small data and the real embedding model."""
+
+import json
+
+import pytest
+
+from router.cli import main
+
+CHAT = [
+    "Hi! How are you today?",
+    "Write a short thank-you note to my neighbour.",
+    "What is a good name for a golden retriever puppy?",
+    "Suggest three fun things to do in Paris on a rainy day.",
+    "Tell me a joke about cats.",
+    "Rewrite this sentence to sound friendlier: send the report now.",
+]
+HARD = [
+    "Find all integer solutions of x^3 + y^3 = z^3 + 1 with |x|, |y|, |z| < 100 and prove none are missing.",
+    "Let ABC be a triangle with incenter I. Prove that AI * BI * CI <= 8R^3/27.",
+    "Determine the number of 7-digit palindromes divisible by 11 whose digits sum to 35.",
+    "Prove that for every prime p > 3, p^2 - 1 is divisible by 24.",
+    "Compute the sum of all n < 1000 such that n^2 + 1 has a prime factor greater than 2n.",
+    "Find the minimum of (a+b+c)(1/a+1/b+1/c) over positive reals with abc = 1, with proof.",
+]
+
+
+def records():
+    rows = []
+    for i, text in enumerate(CHAT):
+        rows.append({"id": f"chat/{i}", "source": "chat", "prompt": text, "expected_tier": "fast"})
+    for i, text in enumerate(HARD):
+        rows.append(
+            {"id": f"hard/{i}", "source": "olympiad", "prompt": text, "expected_tier": "reasoning"}
+        )
+    for i, text in enumerate(HARD + CHAT):
+        wins = i < len(HARD)  # the reasoning model wins the hard ones
+        rows.append(
+            {
+                "id": f"outcome/{i}",
+                "source": "bench",
+                "subset": "mix",
+                "prompt": text,
+                "fast": {"score": 0.0 if wins else 1.0},
+                "reasoning": {"score": 1.0},
+            }
+        )
+    return rows
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "records.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records()), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_file):
+    out = tmp_path_factory.mktemp("model")
+    assert main(["train", "--data", str(data_file), "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_train_writes_artifact_and_card(trained):
+    document = json.loads((trained / "head.json").read_text())
+    assert set(document["thresholds"]) == {"cheap", "balanced", "quality"}
+    card = (trained / "MODEL_CARD.md").read_text()
+    assert "all-MiniLM-L6-v2" in card and "Operating points" in card
+
+
+def test_eval_json_reports_metrics_baselines_and_tiers(trained, data_file, capsys, tmp_path):
+    plot = tmp_path / "curve.png"
+    assert (
+        main(
+            [
+                "eval",
+                "--data",
+                str(data_file),
+                "--model",
+                str(trained),
+                "--json",
+                "--plot",
+                str(plot),
+            ]
+        )
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == 24
+    assert 0.0 <= report["apgr"] <= 1.5 and report["cpt50"] is not None
+    assert report["baselines"]["random"]["apgr"] == 0.5
+    assert report["by_source"]["bench"]["n"] == 12
+    assert report["tiers"]["fast"]["n"] == 6 and report["tiers"]["reasoning"]["n"] == 6
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_without_outcomes_reports_null_metrics(trained, tmp_path, capsys):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"id": "p", "prompt": "Hello", "expected_tier": "fast"}) + "\n")
+    assert main(["eval", "--data", str(prompts), "--model", str(trained), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["apgr"], report["cpt50"], report["cpt80"]) == (None, None, None)
+    assert report["tiers"]["fast"]["n"] == 1
+
+
+def test_score_prints_one_line_per_record(trained, data_file, capsys):
+    assert (
+        main(["score", "--data", str(data_file), "--model", str(trained), "--mode", "quality"]) == 0
+    )
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["id"] for line in lines] == [r["id"] for r in records()]
+    assert all(
+        0.0 <= line["score"] <= 1.0 and line["tier"] in ("fast", "reasoning") for line in lines
+    )
+
+
+def test_calibrate_hits_the_requested_share(trained, data_file, capsys):
+    assert (
+        main(
+            [
+                "calibrate",
+                "--data",
+                str(data_file),
+                "--model",
+                str(trained),
+                "--target-reasoning-share",
+                "0.25",
+            ]
+        )
+        == 0
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert result["reasoning_share"] == pytest.approx(0.25)
+    assert result["always_fast_usd_per_1k_requests"] < result["usd_per_1k_requests"]
+    assert result["usd_per_1k_requests"] < result["always_reasoning_usd_per_1k_requests"]
+
+
+def test_route_with_a_trained_model(trained, capsys):
+    assert main(["route", "--json", "--model", str(trained), "Tell me a joke about dogs."]) == 0
+    decision = json.loads(capsys.readouterr().out)
+    assert decision["mode"] == "balanced" and 0.0 <= decision["score"] <= 1.0
+
+
+def test_shipped_head_separates_chit_chat_from_an_olympiad_problem(capsys):
+    olympiad = (
+        "Let n be a positive integer. Find all functions f from the integers to the "
+        "integers such that f(m + f(n)) = f(m) + n for all integers m and n."
+    )
+    tiers = []
+    for question in ("hey! what's up? hope your weekend was fun", olympiad):
+        assert main(["route", "--json", question]) == 0
+        tiers.append(json.loads(capsys.readouterr().out)["tier"])
+    assert tiers == ["fast", "reasoning"]
+
+
+def test_bad_data_is_a_one_line_error(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x", "prompt": "hi"}\n')
+    assert main(["train", "--data", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert f"{bad}:1: no outcome" in capsys.readouterr().err
+
+
+def test_damaged_model_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "head.json").write_text("{")
+    assert main(["route", "--model", str(tmp_path), "hello"]) == 2
+    assert "damaged" in capsys.readouterr().err
