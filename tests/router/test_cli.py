@@ -15,7 +15,7 @@ CHAT = [
     "Rewrite this sentence to sound friendlier: send the report now.",
 ]
 HARD = [
-    "Find all integer solutions of x^3 + y^3 = z^3 + 1 with |x|, |y|, |z| < 100 and prove none are missing.",
+    "Find all integer solutions of x^3 + y^3 = z^3 + 1 with |x|, |y|, |z| < 100.",
     "Let ABC be a triangle with incenter I. Prove that AI * BI * CI <= 8R^3/27.",
     "Determine the number of 7-digit palindromes divisible by 11 whose digits sum to 35.",
     "Prove that for every prime p > 3, p^2 - 1 is divisible by 24.",
