@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 
 from classifier import evaluate, train
 from classifier.errors import ClassifierError
+from router.errors import ConfigError
 from router.policy import MODES, decide, explain
 
 __all__ = ["main"]
@@ -38,6 +40,84 @@ def _run_route(args: argparse.Namespace) -> int:
         print(f"tier: {decision.tier}\nscore: {decision.score:.4f}")
         print(f"threshold: {decision.threshold:.4f} ({decision.mode})\nwhy: {explain(decision)}")
     return 0
+
+
+def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="YAML config (default: from environment)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--log-level", default="info")
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    from router.config import config_from_environment
+    from router.proxy import Router
+    from router.server import create_app
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    if args.config:
+        router = Router.from_config(args.config, env=os.environ)
+        print(f"thinkroute: config {args.config}")
+    else:
+        config, chosen = config_from_environment(os.environ)
+        router = Router.from_config(config)
+        print(f"thinkroute: no --config; {chosen}")
+    if not router.config.tenants:
+        print(
+            "thinkroute: no tenants or keys configured: every request will get 401; "
+            "set THINKROUTE_API_KEY or add tenants to the config"
+        )
+    print(f"thinkroute: listening on http://{args.host}:{args.port}/v1")
+    uvicorn.run(create_app(router), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _add_sim_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument(
+        "--latency-ms",
+        action="append",
+        default=[],
+        metavar="MODEL=MS",
+        help="add latency to a model's answers (repeatable)",
+    )
+    parser.add_argument(
+        "--error-rate",
+        action="append",
+        default=[],
+        metavar="MODEL=RATE",
+        help="fraction of a model's requests that fail with a 500 (repeatable)",
+    )
+
+
+def _run_sim(args: argparse.Namespace) -> int:
+    from router.simulator import serve
+
+    serve(
+        host=args.host,
+        port=args.port,
+        latency_ms=_pairs(args.latency_ms, "--latency-ms"),
+        error_rate=_pairs(args.error_rate, "--error-rate"),
+    )
+    return 0
+
+
+def _pairs(values: list[str], flag: str) -> dict[str, float]:
+    result = {}
+    for value in values:
+        name, _, number = value.partition("=")
+        try:
+            result[name] = float(number)
+        except ValueError:
+            raise SystemExit(f"{flag} takes MODEL=NUMBER, got {value!r}") from None
+    return result
 
 
 COMMANDS = {
@@ -79,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except (ClassifierError, FileNotFoundError) as exc:
+    except (ClassifierError, ConfigError, FileNotFoundError) as exc:
         print(f"thinkroute {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

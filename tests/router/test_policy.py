@@ -2,7 +2,7 @@
 
 import pytest
 
-from router.policy import RouteDecision, decide, explain
+from router.policy import RouteDecision, TierTarget, decide, effort_for, explain, route_request
 
 THRESHOLDS = {"cheap": 0.8, "balanced": 0.5, "quality": 0.2}
 
@@ -38,3 +38,50 @@ def test_unknown_mode_is_refused():
 def test_explanation_names_score_threshold_and_mode():
     text = explain(decide(0.75, mode="balanced", thresholds=THRESHOLDS))
     assert "0.750" in text and "0.500" in text and "balanced" in text
+
+
+TIERS = {
+    "fast": TierTarget(model="small", typical_latency_s=2.0),
+    "reasoning": TierTarget(model="big", reasoning_effort="medium", typical_latency_s=30.0),
+}
+
+
+@pytest.mark.parametrize(
+    ("score", "previous", "limit", "tier", "effort", "reason"),
+    [
+        (0.9, None, None, "reasoning", "high", "score_at_or_above_threshold"),
+        (0.75, None, None, "reasoning", "medium", "score_at_or_above_threshold"),
+        (0.52, None, None, "reasoning", "low", "score_at_or_above_threshold"),
+        (0.2, None, None, "fast", None, "score_below_threshold"),
+        # a follow-up near the threshold stays on the conversation's tier ...
+        (0.55, 0.3, None, "fast", None, "conversation_stays_on_tier"),
+        (0.45, 0.8, None, "reasoning", "low", "conversation_stays_on_tier"),
+        # ... but a clear change of difficulty still switches
+        (0.7, 0.3, None, "reasoning", "medium", "score_at_or_above_threshold"),
+        # the reasoning tier cannot answer within 5 s
+        (0.9, None, 5.0, "fast", None, "reasoning_exceeds_latency_limit"),
+        (0.9, None, 60.0, "reasoning", "high", "score_at_or_above_threshold"),
+    ],
+)
+def test_route_request(score, previous, limit, tier, effort, reason):
+    decision = route_request(
+        score, mode="balanced", thresholds=THRESHOLDS, tiers=TIERS,
+        previous_score=previous, latency_limit_s=limit,
+    )  # fmt: skip
+    assert (decision.tier, decision.reasoning_effort, decision.reason) == (tier, effort, reason)
+    assert decision.model == TIERS[tier].model
+
+
+@pytest.mark.parametrize(
+    ("score", "base", "effort"),
+    [
+        (0.95, "medium", "high"),
+        (0.95, "high", "high"),
+        (0.51, "low", "minimal"),
+        (0.7, "low", "low"),
+        (0.9, None, None),
+        (0.9, "none", "none"),
+    ],
+)
+def test_effort_follows_the_score_band(score, base, effort):
+    assert effort_for(score, 0.5, base) == effort

@@ -1,0 +1,220 @@
+"""Send a routed request to its model through LiteLLM, with fallback and real cost.
+
+The only module that imports LiteLLM. A call goes to the chosen tier; if that
+fails with an upstream fault (5xx, timeout, connection, rate limit, garbage)
+and fallback is on, the other tier answers instead. A stream falls back only
+before its first chunk: after that the client has bytes of one model's answer.
+Cost is computed from the usage the provider returns, reasoning tokens
+included (they are part of ``completion_tokens``), at the deployment's
+``model_info`` prices when set, else LiteLLM's price map.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import litellm
+
+from router.config import Config, ModelDeployment
+from router.errors import (
+    InvalidRequestError,
+    RateLimitError,
+    ThinkrouteError,
+    UpstreamError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+
+__all__ = ["Dispatcher", "Served", "Target", "configure_litellm", "cost_usd"]
+
+logger = logging.getLogger(__name__)
+
+Completion = Callable[..., Awaitable[Any]]
+
+
+def configure_litellm() -> None:
+    """Switch off what a proxy does not need on every call: telemetry, logging of messages,
+    debug banners. Process-wide, so the entry point calls it once."""
+    litellm.telemetry = False
+    litellm.suppress_debug_info = True
+    litellm.turn_off_message_logging = True
+    litellm.drop_params = False  # a parameter a provider cannot take is an error, not a silent drop
+    litellm.set_verbose = False
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A deployment and the reasoning effort to ask of it."""
+
+    deployment: ModelDeployment
+    reasoning_effort: str | None = None
+
+    @property
+    def model_name(self) -> str:
+        return self.deployment.model_name
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """Which target answered, and whether that was a fallback."""
+
+    target: Target
+    is_fallback: bool
+
+
+class Dispatcher:
+    """Calls LiteLLM for a target, falling back to a second target on upstream faults.
+
+    ``completion`` is LiteLLM's ``acompletion`` unless a test passes another.
+    """
+
+    def __init__(self, *, config: Config, completion: Completion | None = None) -> None:
+        self.config = config
+        self.completion = completion or litellm.acompletion
+
+    async def complete(
+        self, params: dict[str, Any], target: Target, fallback: Target | None
+    ) -> tuple[dict[str, Any], Served]:
+        """A non-streaming completion as an OpenAI-shaped dict."""
+        targets = self._targets(target, fallback)
+        for i, current in enumerate(targets):
+            try:
+                response = await self.completion(**self._arguments(params, current, stream=False))
+                return _as_dict(response), Served(current, is_fallback=i > 0)
+            except Exception as exc:
+                error = translate(exc)
+                if i + 1 < len(targets) and _may_fall_back(error):
+                    logger.warning(
+                        "tier model %s failed (%s); falling back to %s",
+                        current.model_name,
+                        error.code,
+                        targets[i + 1].model_name,
+                    )
+                    continue
+                raise error from exc
+        raise AssertionError("unreachable: at least one target")
+
+    async def stream(
+        self, params: dict[str, Any], target: Target, fallback: Target | None
+    ) -> tuple[AsyncIterator[dict[str, Any]], Served]:
+        """A stream of chunk dicts; returns once the first chunk has arrived."""
+        targets = self._targets(target, fallback)
+        for i, current in enumerate(targets):
+            upstream = None
+            try:
+                upstream = await self.completion(**self._arguments(params, current, stream=True))
+                first = await anext(aiter(upstream))
+                return _chunks(first, upstream), Served(current, is_fallback=i > 0)
+            except Exception as exc:
+                await _close(upstream)
+                error = translate(exc)
+                if i + 1 < len(targets) and _may_fall_back(error):
+                    logger.warning(
+                        "tier model %s failed before its first chunk (%s); falling back to %s",
+                        current.model_name,
+                        error.code,
+                        targets[i + 1].model_name,
+                    )
+                    continue
+                raise error from exc
+        raise AssertionError("unreachable: at least one target")
+
+    def _targets(self, target: Target, fallback: Target | None) -> list[Target]:
+        if fallback is None or not self.config.dispatch.fallback or fallback == target:
+            return [target]
+        return [target, fallback]
+
+    def _arguments(self, params: dict[str, Any], target: Target, *, stream: bool) -> dict[str, Any]:
+        arguments = {**params, **target.deployment.litellm_params}
+        arguments["timeout"] = self.config.dispatch.timeout_s
+        arguments["num_retries"] = self.config.dispatch.num_retries
+        if target.reasoning_effort is not None and "reasoning_effort" not in params:
+            arguments["reasoning_effort"] = target.reasoning_effort
+        if stream:
+            arguments["stream"] = True
+            # Usage is needed to charge for the stream, whether or not the client asked.
+            arguments["stream_options"] = {"include_usage": True}
+        return arguments
+
+
+def cost_usd(deployment: ModelDeployment, usage: dict[str, Any] | None) -> float:
+    """The cost of one call from its usage; 0.0 when there is no usage or no price."""
+    if not usage:
+        return 0.0
+    prompt = int(usage.get("prompt_tokens") or 0)
+    completion = int(usage.get("completion_tokens") or 0)
+    info = deployment.model_info
+    if info.input_cost_per_token is not None or info.output_cost_per_token is not None:
+        return prompt * (info.input_cost_per_token or 0.0) + completion * (
+            info.output_cost_per_token or 0.0
+        )
+    try:
+        prompt_cost, completion_cost = litellm.cost_per_token(
+            model=deployment.litellm_model,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+        )
+    except Exception:  # a model LiteLLM has no price for
+        logger.warning("no price known for %s; set model_info prices", deployment.litellm_model)
+        return 0.0
+    return float(prompt_cost + completion_cost)
+
+
+def translate(exc: BaseException) -> ThinkrouteError:
+    """Map a LiteLLM or transport exception to the proxy's error with the right status."""
+    if isinstance(exc, ThinkrouteError):
+        return exc
+    message = _safe_message(exc)
+    if isinstance(exc, litellm.Timeout | TimeoutError):
+        return UpstreamTimeoutError(f"the model did not answer in time: {message}")
+    if isinstance(exc, litellm.ContextWindowExceededError):
+        return InvalidRequestError(message, code="context_length_exceeded")
+    if isinstance(exc, litellm.RateLimitError):
+        return RateLimitError(f"the model provider is rate limiting: {message}")
+    if isinstance(exc, litellm.BadRequestError | litellm.UnsupportedParamsError):
+        return InvalidRequestError(message)
+    if isinstance(exc, litellm.ServiceUnavailableError):
+        return UpstreamUnavailableError(f"the model provider is unavailable: {message}")
+    if isinstance(exc, litellm.AuthenticationError | litellm.PermissionDeniedError):
+        # The proxy's provider key is at fault, not the client's: not a 401.
+        return UpstreamError("the proxy's credentials for the model provider were refused")
+    return UpstreamError(f"the model provider failed: {message}")
+
+
+def _may_fall_back(error: ThinkrouteError) -> bool:
+    return isinstance(error, UpstreamError | RateLimitError)
+
+
+def _safe_message(exc: BaseException) -> str:
+    # LiteLLM messages can name the provider's base URL; keep the first line, short.
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]
+
+
+def _as_dict(response: Any) -> dict[str, Any]:
+    if isinstance(response, dict):
+        return response
+    return response.model_dump(exclude_none=True)  # type: ignore[no-any-return]
+
+
+async def _chunks(first: Any, upstream: Any) -> AsyncIterator[dict[str, Any]]:
+    try:
+        yield _as_dict(first)
+        async for chunk in upstream:
+            yield _as_dict(chunk)
+    except Exception as exc:
+        raise translate(exc) from exc
+    finally:
+        await _close(upstream)
+
+
+async def _close(upstream: Any) -> None:
+    close = getattr(upstream, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:  # closing a broken stream must not mask the real error
+            logger.debug("closing an upstream stream failed", exc_info=True)

@@ -1,0 +1,86 @@
+"""Config files: substitution, validation, and errors that name the file and field."""
+
+import pytest
+
+from router.config import config_from_environment, load_config
+from router.errors import ConfigError
+
+GOOD = """
+model_list:
+  - model_name: fast
+    litellm_params: {model: openai/gpt-4o-mini, api_key: "${TEST_OPENAI_KEY}"}
+    model_info: {input_cost_per_token: 0.00000015, output_cost_per_token: 0.0000006}
+  - model_name: reasoning
+    litellm_params: {model: openai/o4-mini, api_key: "${TEST_OPENAI_KEY}"}
+tiers:
+  fast: {model: fast}
+  reasoning: {model: reasoning, reasoning_effort: medium}
+cache: {enabled: false}
+tenants:
+  - name: acme
+    api_keys: [sk-acme-12345678]
+"""
+
+
+def write(tmp_path, text):
+    path = tmp_path / "thinkroute.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_documented_shape_loads_with_env_substitution(tmp_path):
+    config = load_config(write(tmp_path, GOOD), env={"TEST_OPENAI_KEY": "sk-real"})
+    assert config.deployment("fast").litellm_params["api_key"] == "sk-real"
+    assert config.tiers["reasoning"].reasoning_effort == "medium"
+    assert config.tenants[0].default_mode == "balanced"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t, "tiers.reasoning.reasoning_effort"),  # env var present, effort checked below
+        (lambda t: t.replace("model: reasoning, ", "model: nowhere, "), "tiers.reasoning.model"),
+        (
+            lambda t: t.replace("reasoning_effort: medium", "reasoning_effort: max"),
+            "tiers.reasoning.reasoning_effort",
+        ),
+        (lambda t: t.replace("[sk-acme-12345678]", "[short]"), "tenants.0.api_keys"),
+        (lambda t: t + "surprise: 1\n", "surprise"),
+        (lambda t: t.replace("  fast: {model: fast}\n", ""), "define both"),
+    ],
+)
+def test_errors_name_file_and_field(tmp_path, edit, message):
+    text = edit(GOOD)
+    if message == "tiers.reasoning.reasoning_effort" and "max" not in text:
+        # gpt-4o-mini takes no reasoning effort: refused at load, never dropped
+        text = text.replace("model: openai/o4-mini", "model: openai/gpt-4o-mini")
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={"TEST_OPENAI_KEY": "k"})
+    assert str(path) in str(caught.value)
+    assert message in str(caught.value)
+
+
+def test_missing_environment_variable_is_named(tmp_path):
+    path = write(tmp_path, GOOD)
+    with pytest.raises(
+        ConfigError, match=r"model_list\.0\.litellm_params\.api_key: .*TEST_OPENAI_KEY"
+    ):
+        load_config(path, env={})
+
+
+def test_unreadable_and_invalid_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "tiers: [unclosed"))
+
+
+def test_environment_picks_a_provider_or_says_what_to_set():
+    config, chosen = config_from_environment(
+        {"OPENAI_API_KEY": "sk-x", "THINKROUTE_API_KEY": "sk-dev-key-1"}
+    )
+    assert config.deployment("reasoning").litellm_model == "openai/o4-mini"
+    assert config.tenants[0].api_keys == ["sk-dev-key-1"]
+    config, chosen = config_from_environment({})
+    assert config.tiers == {} and "OPENAI_API_KEY" in chosen
