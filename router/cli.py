@@ -142,6 +142,12 @@ COMMANDS = {
         evaluate.run_calibrate,
     ),
     "route": ("show where one question would go, and why", _add_route_arguments, _run_route),
+    "serve": ("run the OpenAI-compatible proxy", _add_serve_arguments, _run_serve),
+    "sim-upstream": (
+        "run a simulated OpenAI upstream for tests, demos and benchmarks",
+        _add_sim_arguments,
+        _run_sim,
+    ),
 }
 
 

@@ -1,27 +1,26 @@
-"""A fake OpenAI Chat Completions server for tests: `python -m tests.fake_upstream --port 8001`.
+"""A simulated OpenAI Chat Completions upstream: ``thinkroute sim-upstream --port 8001``.
 
-thinkroute forwards each request to a fast or a reasoning model through LiteLLM.
-Its tests need an upstream that speaks the real wire format (JSON bodies, SSE
-chunks, OpenAI's error shape, ``usage`` with ``reasoning_tokens``) over real
-TCP, answers deterministically so a test can see which model got what, records
-every request, and can be told at run time to be slow, fail, cut a stream or
-send garbage. No network and no API key are needed.
+Tests, demos and benchmarks of thinkroute need an upstream that speaks the real wire
+format (JSON, SSE chunks, OpenAI's error shape, ``usage`` with ``reasoning_tokens``) over
+real TCP with no network or API key, answers deterministically so one can tell which
+model got what, records every request, and can be made slow, failing, cut or garbled.
 
-Two models exist by default: ``fast-model`` (no reasoning tokens; rejects
-``reasoning_effort`` with a 400 as non-reasoning OpenAI models do) and
-``reasoning-model`` (reasoning tokens set by ``reasoning_effort``, counted in
-``completion_tokens`` as OpenAI does). Reply content is
+Any model name works. One containing "reasoning" reasons: ``reasoning_effort`` sets its
+reasoning tokens, counted in ``completion_tokens`` as OpenAI does; other models reject
+``reasoning_effort`` with a 400 as non-reasoning OpenAI models do. Latency is zero unless
+asked for, so a benchmark measures the proxy. The reply is
 ``"[<model>] answer to: <first 40 chars of the last user message>"``.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import copy
 import json
+import math
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
@@ -54,6 +53,9 @@ class ModelBehaviour:
     cut_stream_after: drop the connection after this many content chunks, without [DONE].
     malformed: answer 200 with a body (or SSE chunk) that is not valid JSON.
     chunk_delay_s: sleep between stream chunks.
+    error_rate: this fraction of requests, in [0, 1], fails with a 500. Deterministic, so a
+        run can be repeated: request n (from 0) fails when floor((n+1)*rate) > floor(n*rate),
+        e.g. 0.5 fails every second request and 1.0 every one.
     """
 
     reasoning: bool = False
@@ -64,14 +66,23 @@ class ModelBehaviour:
     cut_stream_after: int | None = None
     malformed: bool = False
     chunk_delay_s: float = 0.0
+    error_rate: float = 0.0
+
+    def __post_init__(self) -> None:  # replace() runs this too, so /_control is checked
+        if not 0.0 <= self.error_rate <= 1.0:
+            raise ValueError(f"error_rate must be in [0, 1], got {self.error_rate!r}")
 
 
 BROKEN_JSON = b'{"id": "chatcmpl-broken", "choices": ['
 KNOBS = frozenset(f.name for f in fields(ModelBehaviour)) - {"reasoning"}
-DEFAULT_MODELS = {
-    "fast-model": ModelBehaviour(),
-    "reasoning-model": ModelBehaviour(reasoning=True),
-}
+DEFAULT_MODELS = ("fast-model", "reasoning-model")
+# A long benchmark must not grow the log without bound; tests see far fewer requests.
+MAX_LOGGED_REQUESTS = 10_000
+
+
+def new_behaviour(model: str, **knobs: Any) -> ModelBehaviour:
+    """The behaviour a model gets on first use: the name alone says whether it reasons."""
+    return ModelBehaviour(reasoning="reasoning" in model.lower(), **knobs)
 
 
 def error_body(status: int, message: str | None = None, param: str | None = None) -> JSONResponse:
@@ -80,42 +91,50 @@ def error_body(status: int, message: str | None = None, param: str | None = None
     return JSONResponse({"error": error}, status_code=status)
 
 
-class FakeState:
+class SimulatorState:
     """The models' behaviour and the request log, shared by the server and the test thread."""
 
     def __init__(self, models: dict[str, ModelBehaviour]) -> None:
         self.defaults = copy.deepcopy(models)
         self.models = copy.deepcopy(models)
-        self.requests: list[dict[str, Any]] = []
+        self.requests: deque[dict[str, Any]] = deque(maxlen=MAX_LOGGED_REQUESTS)
+        self.seq = 0  # requests so far; the log may have dropped the oldest
+        self.served: dict[str, int] = {}  # per model, requests that reached error_rate
         self.lock = threading.Lock()
 
     def control(self, model: str, **knobs: Any) -> ModelBehaviour:
+        if not isinstance(model, str):
+            raise TypeError("'model' must be a model name")
         unknown = set(knobs) - KNOBS
         if unknown:
             raise ValueError(f"unknown knobs {sorted(unknown)}; known: {sorted(KNOBS)}")
         if "fail_status" in knobs:  # a new status starts a new count, by default endless
             knobs.setdefault("fail_count", -1)
-        with self.lock:
-            if model not in self.models:
-                raise KeyError(model)
-            self.models[model] = replace(self.models[model], **knobs)
+        with self.lock:  # a model not seen yet is created, so it can be set up before use
+            current = self.models.get(model) or new_behaviour(model)
+            self.models[model] = replace(current, **knobs)
+            if "error_rate" in knobs:  # a new rate starts its pattern afresh, predictably
+                self.served.pop(model, None)
             return copy.copy(self.models[model])
 
     def reset(self) -> None:
+        """Back to the models given at start (forgetting those seen since) and an empty log."""
         with self.lock:
             self.models = copy.deepcopy(self.defaults)
             self.requests.clear()
+            self.served.clear()
+            self.seq = 0
 
     def record(self, body: Any, headers: dict[str, str]) -> int:
         """Log a request and return its sequence number."""
         with self.lock:
             self.requests.append({"body": body, "headers": headers})
-            return len(self.requests)
+            self.seq += 1
+            return self.seq
 
-    def behaviour(self, model: Any) -> ModelBehaviour | None:
+    def behaviour(self, model: str) -> ModelBehaviour:
         with self.lock:
-            found = self.models.get(model) if isinstance(model, str) else None
-            return copy.copy(found)
+            return copy.copy(self.models.setdefault(model, new_behaviour(model)))
 
     def should_fail(self, model: str) -> bool:
         with self.lock:
@@ -125,6 +144,14 @@ class FakeState:
             if behaviour.fail_count > 0:
                 behaviour.fail_count -= 1
             return True
+
+    def hits_error_rate(self, model: str) -> bool:
+        with self.lock:
+            rate = self.models[model].error_rate
+            n = self.served.get(model, 0)
+            self.served[model] = n + 1
+            # The epsilon keeps float products such as 0.29 * 100 = 28.999... on their integer.
+            return math.floor((n + 1) * rate + 1e-9) > math.floor(n * rate + 1e-9)
 
 
 def words(content: Any) -> list[str]:
@@ -152,11 +179,11 @@ def completion(body: dict[str, Any], behaviour: ModelBehaviour, seq: int) -> dic
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
     message = {"role": "assistant", "content": " ".join(reply), "refusal": None}
     return {
-        "id": f"chatcmpl-fake-{seq}",
+        "id": f"chatcmpl-sim-{seq}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "system_fingerprint": "fp_fake",
+        "system_fingerprint": "fp_sim",
         "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
         "usage": usage,
     }
@@ -218,10 +245,16 @@ class SSEResponse(StreamingResponse):
 
 
 def create_app(models: dict[str, ModelBehaviour] | None = None) -> FastAPI:
-    """The fake upstream; its state (log, knobs) is ``app.state.fake``, a FakeState."""
-    state = FakeState(DEFAULT_MODELS if models is None else models)
-    app = FastAPI(title="fake OpenAI upstream")
-    app.state.fake = state
+    """The simulated upstream; its state (log, knobs) is ``app.state.simulator``.
+
+    ``models`` are listed by ``GET /v1/models`` from the start and restored by ``/_reset``;
+    by default ``fast-model`` and ``reasoning-model``.
+    """
+    if models is None:
+        models = {name: new_behaviour(name) for name in DEFAULT_MODELS}
+    state = SimulatorState(models)
+    app = FastAPI(title="thinkroute simulated OpenAI upstream")
+    app.state.simulator = state
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
@@ -233,10 +266,9 @@ def create_app(models: dict[str, ModelBehaviour] | None = None) -> FastAPI:
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return error_body(400, "Expected a JSON object with a 'messages' list.")
         model = body.get("model")
+        if not isinstance(model, str) or not model:
+            return error_body(400, "You must provide a model parameter.", "model")
         behaviour = state.behaviour(model)
-        if behaviour is None:
-            message = f"The model `{model}` does not exist or you do not have access to it."
-            return error_body(404, message, "model")
         effort = body.get("reasoning_effort")
         if effort is not None and not behaviour.reasoning:
             message = "Unsupported parameter: 'reasoning_effort' is not supported with this model."
@@ -246,6 +278,8 @@ def create_app(models: dict[str, ModelBehaviour] | None = None) -> FastAPI:
         await asyncio.sleep(behaviour.latency_s)
         if behaviour.fail_status is not None and state.should_fail(model):
             return error_body(behaviour.fail_status)
+        if behaviour.error_rate and state.hits_error_rate(model):
+            return error_body(500)
         full = completion(body, behaviour, seq)
         if body.get("stream"):
             return SSEResponse(stream_events(full, body, behaviour))
@@ -256,7 +290,7 @@ def create_app(models: dict[str, ModelBehaviour] | None = None) -> FastAPI:
 
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
-        card = {"object": "model", "created": 0, "owned_by": "fake"}
+        card = {"object": "model", "created": 0, "owned_by": "thinkroute-sim"}
         return {"object": "list", "data": [{"id": m, **card} for m in state.models]}
 
     @app.post("/_control")
@@ -265,8 +299,6 @@ def create_app(models: dict[str, ModelBehaviour] | None = None) -> FastAPI:
             knobs = dict(await request.json())
             model = knobs.pop("model", None)
             return JSONResponse(asdict(state.control(model, **knobs)))
-        except KeyError as exc:
-            return error_body(404, f"The model `{exc.args[0]}` does not exist.", "model")
         except (ValueError, TypeError) as exc:
             return error_body(400, str(exc))
 
@@ -283,15 +315,15 @@ def create_app(models: dict[str, ModelBehaviour] | None = None) -> FastAPI:
     return app
 
 
-class FakeUpstream:
+class SimulatedUpstream:
     """Serves ``create_app`` over TCP on 127.0.0.1 from a background thread.
 
-    ``with FakeUpstream() as upstream: OpenAI(base_url=upstream.base_url, api_key="x")``
+    ``with SimulatedUpstream() as upstream: OpenAI(base_url=upstream.base_url, api_key="x")``
     """
 
     def __init__(self, models: dict[str, ModelBehaviour] | None = None) -> None:
         self.app = create_app(models)
-        self.state: FakeState = self.app.state.fake
+        self.state: SimulatorState = self.app.state.simulator
         # Port 0: the OS picks a free port; uvicorn binds it, so asyncio sets TCP_NODELAY on
         # its connections (a socket bound by hand with proto 0 gets none: 40 ms per request).
         config = uvicorn.Config(
@@ -306,7 +338,7 @@ class FakeUpstream:
     def requests(self) -> list[dict[str, Any]]:
         """Every chat completion request so far: ``{"body": ..., "headers": {...}}``."""
         with self.state.lock:
-            return copy.deepcopy(self.state.requests)
+            return copy.deepcopy(list(self.state.requests))
 
     def control(self, model: str, **knobs: Any) -> ModelBehaviour:
         return self.state.control(model, **knobs)
@@ -314,12 +346,12 @@ class FakeUpstream:
     def reset(self) -> None:
         self.state.reset()
 
-    def __enter__(self) -> FakeUpstream:
+    def __enter__(self) -> SimulatedUpstream:
         self.thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("fake upstream did not start")
+                raise RuntimeError("simulated upstream did not start")
             time.sleep(0.01)
         self.port = self.server.servers[0].sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -331,13 +363,23 @@ class FakeUpstream:
         self.thread.join(timeout=10)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8001)
-    args = parser.parse_args()
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+def serve(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8001,
+    latency_ms: dict[str, float] | None = None,
+    error_rate: dict[str, float] | None = None,
+) -> None:
+    """Run the simulator in the foreground until interrupted, with per-model faults.
 
-
-if __name__ == "__main__":
-    main()
+    Models named in ``latency_ms`` or ``error_rate`` are listed and kept by ``/_reset``
+    alongside the two defaults; any other name still works on first use.
+    """
+    latency, errors = latency_ms or {}, error_rate or {}
+    models = {name: new_behaviour(name) for name in DEFAULT_MODELS}
+    for name in {**latency, **errors}:
+        knobs = {"latency_s": latency.get(name, 0.0) / 1000, "error_rate": errors.get(name, 0.0)}
+        models[name] = new_behaviour(name, **knobs)
+    app = create_app(models)
+    print(f"thinkroute sim-upstream: listening on http://{host}:{port}/v1", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,11 +1,15 @@
-"""The fake upstream speaks OpenAI's wire format as the official SDK and LiteLLM read it."""
+"""The simulated upstream speaks OpenAI's wire format as the official SDK and LiteLLM read it."""
 
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,7 +17,7 @@ import litellm
 import openai
 import pytest
 
-from tests.fake_upstream import FakeUpstream
+from router.simulator import SimulatedUpstream
 
 QUESTION = "What is two plus two, exactly?"
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": QUESTION}]
@@ -35,25 +39,25 @@ litellm_stream_warning = pytest.mark.filterwarnings(
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as server:
+def upstream() -> Iterator[SimulatedUpstream]:
+    with SimulatedUpstream() as server:
         yield server
 
 
 @pytest.fixture(autouse=True)
-def fresh(upstream: FakeUpstream) -> None:
+def fresh(upstream: SimulatedUpstream) -> None:
     upstream.reset()
 
 
 @pytest.fixture(scope="module")
-def client(upstream: FakeUpstream) -> Iterator[openai.OpenAI]:
+def client(upstream: SimulatedUpstream) -> Iterator[openai.OpenAI]:
     # No retries: each fault a test sets up must reach the test as it happened.
     with openai.OpenAI(base_url=upstream.base_url, api_key="test", max_retries=0) as sdk:
         yield sdk
 
 
 @pytest.fixture(scope="module")
-def http(upstream: FakeUpstream) -> Iterator[httpx.Client]:
+def http(upstream: SimulatedUpstream) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=upstream.url) as raw:
         yield raw
 
@@ -62,7 +66,7 @@ def ask(client: openai.OpenAI, model: str = "reasoning-model", **options: Any) -
     return client.chat.completions.create(model=model, messages=MESSAGES, **options)
 
 
-def via_litellm(upstream: FakeUpstream, **options: Any) -> Any:
+def via_litellm(upstream: SimulatedUpstream, **options: Any) -> Any:
     return litellm.completion(
         model="openai/reasoning-model",
         api_base=upstream.base_url,
@@ -132,7 +136,7 @@ def test_stream_wire_format(http: httpx.Client) -> None:
 
 @litellm_import_warning
 def test_litellm_sends_reasoning_effort_top_level(
-    upstream: FakeUpstream, http: httpx.Client
+    upstream: SimulatedUpstream, http: httpx.Client
 ) -> None:
     reply = via_litellm(upstream, reasoning_effort="high")
     assert reply.choices[0].message.content == REPLY
@@ -146,7 +150,7 @@ def test_litellm_sends_reasoning_effort_top_level(
 
 @litellm_import_warning
 @litellm_stream_warning
-def test_litellm_parses_the_stream(upstream: FakeUpstream) -> None:
+def test_litellm_parses_the_stream(upstream: SimulatedUpstream) -> None:
     stream = via_litellm(
         upstream, reasoning_effort="low", stream=True, stream_options={"include_usage": True}
     )
@@ -166,7 +170,10 @@ def test_litellm_parses_the_stream(upstream: FakeUpstream) -> None:
     ],
 )
 def test_fail_count_then_recovers(
-    upstream: FakeUpstream, client: openai.OpenAI, status: int, error: type[openai.APIStatusError]
+    upstream: SimulatedUpstream,
+    client: openai.OpenAI,
+    status: int,
+    error: type[openai.APIStatusError],
 ) -> None:
     upstream.control("reasoning-model", fail_status=status, fail_count=2)
     for _ in range(2):
@@ -178,7 +185,9 @@ def test_fail_count_then_recovers(
     assert len(upstream.requests) == 3
 
 
-def test_fail_forever_touches_only_its_model(upstream: FakeUpstream, client: openai.OpenAI) -> None:
+def test_fail_forever_touches_only_its_model(
+    upstream: SimulatedUpstream, client: openai.OpenAI
+) -> None:
     upstream.control("reasoning-model", fail_status=429, fail_count=1)
     with pytest.raises(openai.RateLimitError):
         ask(client)
@@ -191,7 +200,7 @@ def test_fail_forever_touches_only_its_model(upstream: FakeUpstream, client: ope
 
 
 def test_cut_stream_raises_after_the_first_chunks(
-    upstream: FakeUpstream, client: openai.OpenAI
+    upstream: SimulatedUpstream, client: openai.OpenAI
 ) -> None:
     upstream.control("reasoning-model", cut_stream_after=2)
     received: list[str] = []
@@ -201,7 +210,7 @@ def test_cut_stream_raises_after_the_first_chunks(
 
 
 @litellm_import_warning
-def test_malformed_body_is_an_error(upstream: FakeUpstream, client: openai.OpenAI) -> None:
+def test_malformed_body_is_an_error(upstream: SimulatedUpstream, client: openai.OpenAI) -> None:
     upstream.control("reasoning-model", malformed=True)
     # The SDK lets the JSON error through as it is; LiteLLM wraps it.
     with pytest.raises(json.JSONDecodeError):
@@ -212,21 +221,62 @@ def test_malformed_body_is_an_error(upstream: FakeUpstream, client: openai.OpenA
         via_litellm(upstream, max_retries=0)
 
 
-def test_unknown_model_is_404_in_openai_shape(
-    upstream: FakeUpstream, client: openai.OpenAI
+def test_any_model_name_works_and_reasoning_names_reason(
+    upstream: SimulatedUpstream, client: openai.OpenAI, http: httpx.Client
 ) -> None:
-    with pytest.raises(openai.NotFoundError) as missing:
-        ask(client, "no-such-model")
-    assert missing.value.body == {
-        "message": "The model `no-such-model` does not exist or you do not have access to it.",
-        "type": "invalid_request_error",
-        "param": "model",
-        "code": "model_not_found",
-    }
-    assert upstream.requests[0]["body"]["model"] == "no-such-model"
+    plain = ask(client, "my-own-model")
+    assert plain.choices[0].message.content == f"[my-own-model] answer to: {QUESTION}"
+    assert plain.usage.completion_tokens_details is None
+    with pytest.raises(openai.BadRequestError):  # not a reasoning model: no effort
+        ask(client, "my-own-model", reasoning_effort="low")
+    reasoning = ask(client, "sim-Reasoning-xl", reasoning_effort="low")
+    assert reasoning.usage.completion_tokens_details.reasoning_tokens == 64
+    assert reasoning.usage.completion_tokens == len(plain.choices[0].message.content.split()) + 64
+    listed = [m["id"] for m in http.get("/v1/models").json()["data"]]
+    assert listed == ["fast-model", "reasoning-model", "my-own-model", "sim-Reasoning-xl"]
+    missing = http.post("/v1/chat/completions", json={"messages": MESSAGES})
+    assert missing.status_code == 400
+    assert missing.json()["error"]["param"] == "model"
 
 
-def test_latency_keeps_the_server_concurrent(upstream: FakeUpstream, client: openai.OpenAI) -> None:
+def test_error_rate_one_always_fails_in_openai_shape(
+    upstream: SimulatedUpstream, client: openai.OpenAI
+) -> None:
+    upstream.control("reasoning-model", error_rate=1.0)
+    for _ in range(3):
+        with pytest.raises(openai.InternalServerError) as failed:
+            ask(client)
+        assert failed.value.status_code == 500
+        assert failed.value.body["type"] == "server_error"
+    assert ask(client, "fast-model").choices[0].message.content  # other models unaffected
+
+
+@pytest.mark.parametrize(
+    ("rate", "pattern"), [(0.5, "ox" * 4), (0.25, "ooox" * 2), (0.0, "o" * 8), (0.3, "oooxooxo")]
+)
+def test_error_rate_fails_a_deterministic_share(
+    upstream: SimulatedUpstream, http: httpx.Client, rate: float, pattern: str
+) -> None:
+    upstream.control("fast-model", error_rate=rate)
+    body = {"model": "fast-model", "messages": MESSAGES}
+    statuses = [http.post("/v1/chat/completions", json=body).status_code for _ in pattern]
+    assert "".join("x" if s == 500 else "o" for s in statuses) == pattern
+    assert set(statuses) <= {200, 500}
+    # Setting the rate again starts the pattern afresh.
+    upstream.control("fast-model", error_rate=rate)
+    again = [http.post("/v1/chat/completions", json=body).status_code for _ in pattern]
+    assert again == statuses
+
+
+def test_error_rate_out_of_range_is_refused(http: httpx.Client) -> None:
+    for bad in (1.5, -0.1, "half"):
+        refused = http.post("/_control", json={"model": "fast-model", "error_rate": bad})
+        assert refused.status_code == 400
+
+
+def test_latency_keeps_the_server_concurrent(
+    upstream: SimulatedUpstream, client: openai.OpenAI
+) -> None:
     upstream.control("fast-model", latency_s=0.25)
     start = time.monotonic()
     with ThreadPoolExecutor(4) as pool:
@@ -237,7 +287,7 @@ def test_latency_keeps_the_server_concurrent(upstream: FakeUpstream, client: ope
 
 
 def test_first_byte_latency_delays_the_first_chunk_not_the_headers(
-    upstream: FakeUpstream, client: openai.OpenAI
+    upstream: SimulatedUpstream, client: openai.OpenAI
 ) -> None:
     upstream.control("fast-model", first_byte_latency_s=0.3, chunk_delay_s=0.01)
     start = time.monotonic()
@@ -248,17 +298,62 @@ def test_first_byte_latency_delays_the_first_chunk_not_the_headers(
     assert headers_at < 0.25 < first_chunk_at
 
 
-def test_control_reset_and_models_over_http(upstream: FakeUpstream, http: httpx.Client) -> None:
+def test_control_reset_and_models_over_http(
+    upstream: SimulatedUpstream, http: httpx.Client
+) -> None:
     set_knob = http.post("/_control", json={"model": "fast-model", "fail_status": 503})
     assert set_knob.json()["fail_status"] == 503
     assert http.post("/_control", json={"model": "fast-model", "bogus": 1}).status_code == 400
-    assert http.post("/_control", json={"model": "nope", "latency_s": 1}).status_code == 404
+    # Setting up a model not seen yet creates it; a missing model name is an error.
+    assert http.post("/_control", json={"model": "new", "latency_s": 0}).status_code == 200
+    assert http.post("/_control", json={"latency_s": 0}).status_code == 400
     failed = http.post("/v1/chat/completions", json={"model": "fast-model", "messages": MESSAGES})
     assert failed.status_code == 503
     assert failed.json()["error"]["type"] == "server_error"
     assert http.post("/_reset").status_code == 200
     assert upstream.requests == []
     assert upstream.state.models["fast-model"].fail_status is None
+    assert "new" not in upstream.state.models  # reset forgets the models seen since
     models = http.get("/v1/models").json()
     assert models["object"] == "list"
     assert [m["id"] for m in models["data"]] == ["fast-model", "reasoning-model"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_cli_serves_with_latency_and_error_rate_until_terminated() -> None:
+    port = free_port()
+    command = [str(Path(sys.executable).with_name("thinkroute")), "sim-upstream"]
+    command += ["--port", str(port), "--latency-ms", "fast-model=50"]
+    command += ["--error-rate", "reasoning-model=1.0"]
+    url = f"http://127.0.0.1:{port}"
+    body = {"messages": MESSAGES}
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            deadline = time.monotonic() + 30  # the CLI imports the classifier stack first
+            with httpx.Client(base_url=url, timeout=5) as http:
+                while True:
+                    assert process.poll() is None, "sim-upstream exited early"
+                    assert time.monotonic() < deadline, "sim-upstream did not answer"
+                    try:
+                        http.get("/v1/models")
+                        break
+                    except httpx.TransportError:
+                        time.sleep(0.05)
+                start = time.monotonic()
+                fast = http.post("/v1/chat/completions", json={**body, "model": "fast-model"})
+                assert time.monotonic() - start >= 0.05
+                assert fast.status_code == 200
+                failed = http.post(
+                    "/v1/chat/completions", json={**body, "model": "reasoning-model"}
+                )
+                assert failed.status_code == 500
+                assert failed.json()["error"]["type"] == "server_error"
+        finally:
+            process.terminate()
+            output, _ = process.communicate(timeout=10)
+    assert f"listening on {url}/v1" in output
