@@ -21,8 +21,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# A local development key unless one is set; with CONFIG=file.yaml its tenants are used.
+THINKROUTE_API_KEY ?= sk-thinkroute-local-dev
+CONFIG ?=
 serve: install
-	$(BIN)/thinkroute serve
+	THINKROUTE_API_KEY=$(THINKROUTE_API_KEY) $(BIN)/thinkroute serve $(if $(CONFIG),--config $(CONFIG))
 
 lint: install
 	$(BIN)/ruff check .

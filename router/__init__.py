@@ -1,10 +1,24 @@
 """thinkroute's public SDK: route each request to a fast or a reasoning model.
 
->>> from router import decide
->>> decide(0.9, mode="balanced", thresholds={"balanced": 0.5}).tier
+>>> from router import Router                                  # doctest: +SKIP
+>>> router = Router.from_config("thinkroute.yaml")             # doctest: +SKIP
+>>> router.decide([{"role": "user", "content": "Prove that sqrt(2) is irrational."}]).tier
 'reasoning'
 """
 
-from router.policy import MODES, RouteDecision, decide, explain
+from router.config import Config, load_config
+from router.errors import ThinkrouteError
+from router.policy import MODES, RouteDecision, decide
+from router.proxy import Completion, Router, StreamingCompletion
 
-__all__ = ["MODES", "RouteDecision", "decide", "explain"]
+__all__ = [
+    "MODES",
+    "Completion",
+    "Config",
+    "RouteDecision",
+    "Router",
+    "StreamingCompletion",
+    "ThinkrouteError",
+    "decide",
+    "load_config",
+]

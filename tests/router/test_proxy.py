@@ -1,0 +1,67 @@
+"""The SDK face: Router in-process, no proxy server in between."""
+
+from __future__ import annotations
+
+import pytest
+
+from router import Router
+from router.config import build_config
+from router.errors import ModelNotFoundError, UpstreamUnavailableError
+from tests.router.conftest import proxy_config
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Accessing the 'model_(computed_)?fields' attribute:DeprecationWarning",
+    "ignore:Items? .* on TypedDict class .* using the `ReadOnly` qualifier:UserWarning",
+)
+
+OLYMPIAD = [
+    {"role": "user", "content": "Find all primes p such that p^2 + 2 is also prime, with proof."}
+]
+CHAT = [{"role": "user", "content": "what's a nice name for a cat?"}]
+
+
+@pytest.fixture
+def router(classifier, clean_upstream):
+    return Router(config=proxy_config(clean_upstream.base_url), classifier=classifier)
+
+
+def test_decide_names_tier_model_and_effort(router):
+    decision = router.decide(OLYMPIAD, model="auto:quality")
+    assert (decision.tier, decision.model, decision.mode) == ("reasoning", "reasoning", "quality")
+    assert decision.reasoning_effort in ("low", "medium", "high")
+    assert router.decide(CHAT).tier == "fast"
+
+
+def test_blocking_completion_returns_answer_decision_and_cost(router, clean_upstream):
+    done = router.completion({"model": "auto", "messages": CHAT})
+    assert done.decision.tier == "fast" and done.served.is_fallback is False
+    assert done.response["choices"][0]["message"]["content"]
+    assert done.cost_usd > 0
+    assert len(clean_upstream.requests) == 1
+
+
+@pytest.mark.anyio
+async def test_stream_charges_the_usage_it_hides(router):
+    stream = await router.astream({"model": "auto", "messages": OLYMPIAD, "stream": True})
+    chunks = [chunk async for chunk in stream.chunks]
+    assert chunks and all("usage" not in chunk for chunk in chunks)
+    assert stream.usage["completion_tokens_details"]["reasoning_tokens"] > 0
+    assert stream.cost_usd > 0
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+def test_unknown_model_is_refused_before_any_call(router, clean_upstream):
+    with pytest.raises(ModelNotFoundError):
+        router.completion({"model": "gpt-99", "messages": CHAT})
+    assert clean_upstream.requests == []
+
+
+def test_without_providers_decisions_work_and_completions_say_what_to_set(classifier):
+    router = Router(config=build_config({}), classifier=classifier)
+    assert router.decide(OLYMPIAD).tier == "reasoning"
+    with pytest.raises(UpstreamUnavailableError, match="OPENAI_API_KEY"):
+        router.completion({"model": "auto", "messages": CHAT})
