@@ -282,3 +282,32 @@ def test_provider_key_never_reaches_a_response(proxy, clean_upstream):
     raw = client(proxy).chat.completions.with_raw_response.create(model="auto", messages=ask(CHAT))
     assert UPSTREAM_KEY not in raw.http_response.text
     assert all(UPSTREAM_KEY not in value for value in raw.headers.values())
+
+
+def test_stream_cut_after_the_first_byte_ends_with_an_error_event(proxy, clean_upstream):
+    clean_upstream.control("fast-model", cut_stream_after=2)
+    with httpx.stream(
+        "POST", f"{proxy.base_url}/chat/completions",
+        headers={"authorization": f"Bearer {ACME_KEY}"},
+        json={"model": "auto", "messages": ask(CHAT), "stream": True},
+    ) as response:  # fmt: skip
+        events = [json.loads(line[6:]) for line in response.iter_lines()
+                  if line.startswith("data: ") and line != "data: [DONE]"]  # fmt: skip
+    assert response.status_code == 200
+    assert events[0]["choices"][0]["delta"]
+    assert events[-1]["error"]["type"] in ("upstream_error", "rate_limit_error")
+    # no fallback once bytes have reached the client: only the fast model was asked
+    assert [r["body"]["model"] for r in clean_upstream.requests] == ["fast-model"]
+
+
+def test_client_disconnect_mid_stream_leaves_the_proxy_serving(proxy, clean_upstream):
+    clean_upstream.control("fast-model", chunk_delay_s=0.2)
+    with httpx.stream(
+        "POST", f"{proxy.base_url}/chat/completions",
+        headers={"authorization": f"Bearer {ACME_KEY}"},
+        json={"model": "auto", "messages": ask(CHAT), "stream": True}, timeout=5,
+    ) as response:  # fmt: skip
+        next(response.iter_lines())  # take the first line, then hang up
+    clean_upstream.reset()
+    answer = client(proxy).chat.completions.create(model="auto", messages=ask(CHAT))
+    assert answer.choices[0].message.content
