@@ -166,10 +166,7 @@ class Router:
         request = _as_request(request)
         if request.stream:
             raise InvalidRequestError("use astream() for a streaming request", param="stream")
-        # Scoring is CPU work: a thread keeps the event loop serving other requests.
-        decision, target, fallback = await asyncio.to_thread(
-            self._plan, request, tenant, latency_limit_s
-        )
+        decision, target, fallback = await self._aplan(request, tenant, latency_limit_s)
         response, served = await self.dispatcher.complete(
             request.params_for_upstream(), target, fallback
         )
@@ -185,9 +182,7 @@ class Router:
     ) -> StreamingCompletion:
         """Route and start a streaming request; returns once the first chunk is ready."""
         request = _as_request(request)
-        decision, target, fallback = await asyncio.to_thread(
-            self._plan, request, tenant, latency_limit_s
-        )
+        decision, target, fallback = await self._aplan(request, tenant, latency_limit_s)
         chunks, served = await self.dispatcher.stream(
             request.params_for_upstream(), target, fallback
         )
@@ -200,6 +195,12 @@ class Router:
         return asyncio.run(self.acompletion(request, **kwargs))
 
     # -- helpers ------------------------------------------------------------------
+
+    async def _aplan(
+        self, request: ChatRequest, tenant: TenantConfig | None, latency_limit_s: float | None
+    ) -> tuple[RouteDecision, Target, Target | None]:
+        # Scoring is CPU work: a thread keeps the event loop serving other requests.
+        return await asyncio.to_thread(self._plan, request, tenant, latency_limit_s)
 
     def _plan(
         self, request: ChatRequest, tenant: TenantConfig | None, latency_limit_s: float | None

@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -315,24 +315,50 @@ def create_app(models: dict[str, ModelBehaviour] | None = None) -> FastAPI:
     return app
 
 
-class SimulatedUpstream:
-    """Serves ``create_app`` over TCP on 127.0.0.1 from a background thread.
+class BackgroundServer:
+    """Runs an ASGI app with uvicorn on a free loopback port in a background thread.
 
-    ``with SimulatedUpstream() as upstream: OpenAI(base_url=upstream.base_url, api_key="x")``
+    ``with BackgroundServer(app) as server: httpx.get(server.url + "/healthz")``
     """
 
-    def __init__(self, models: dict[str, ModelBehaviour] | None = None) -> None:
-        self.app = create_app(models)
-        self.state: SimulatorState = self.app.state.simulator
+    def __init__(self, app: Any) -> None:
+        self.app = app
         # Port 0: the OS picks a free port; uvicorn binds it, so asyncio sets TCP_NODELAY on
         # its connections (a socket bound by hand with proto 0 gets none: 40 ms per request).
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=2
+            app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=2
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.port = 0
         self.url = self.base_url = ""  # known once started
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"{type(self).__name__} did not start")
+            time.sleep(0.01)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"{self.url}/v1"
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+class SimulatedUpstream(BackgroundServer):
+    """The simulator served over TCP on 127.0.0.1 from a background thread.
+
+    ``with SimulatedUpstream() as upstream: OpenAI(base_url=upstream.base_url, api_key="x")``
+    """
+
+    def __init__(self, models: dict[str, ModelBehaviour] | None = None) -> None:
+        super().__init__(create_app(models))
+        self.state: SimulatorState = self.app.state.simulator
 
     @property
     def requests(self) -> list[dict[str, Any]]:
@@ -345,22 +371,6 @@ class SimulatedUpstream:
 
     def reset(self) -> None:
         self.state.reset()
-
-    def __enter__(self) -> SimulatedUpstream:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("simulated upstream did not start")
-            time.sleep(0.01)
-        self.port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.base_url = f"{self.url}/v1"
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 def serve(

@@ -2,51 +2,23 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 
 from classifier.model import DifficultyClassifier
 from router.config import build_config
 from router.dispatch import configure_litellm
 from router.proxy import Router
 from router.server import create_app
-from router.simulator import SimulatedUpstream
+from router.simulator import BackgroundServer, SimulatedUpstream
 
 ACME_KEY = "sk-acme-0123456789"
 BETA_KEY = "sk-beta-0123456789"
 UPSTREAM_KEY = "sk-upstream-secret-do-not-leak"
 FAST_PRICES = {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}
 REASONING_PRICES = {"input_cost_per_token": 5e-6, "output_cost_per_token": 2e-5}
-
-
-class LiveServer:
-    """Runs an ASGI app with uvicorn on a free loopback port in a background thread."""
-
-    def __init__(self, app: Any) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.01)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        self.base_url = f"{self.url}/v1"
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 def proxy_config(upstream_url: str, **dispatch: Any) -> Any:
@@ -101,11 +73,11 @@ def clean_upstream(upstream: SimulatedUpstream) -> Iterator[SimulatedUpstream]:
 def make_proxy(classifier, upstream):
     """Start a proxy with dispatch settings overridden; stopped at the end of the session."""
     configure_litellm()
-    started: list[LiveServer] = []
+    started: list[BackgroundServer] = []
 
-    def make(**dispatch: Any) -> LiveServer:
+    def make(**dispatch: Any) -> BackgroundServer:
         router = Router(config=proxy_config(upstream.base_url, **dispatch), classifier=classifier)
-        server = LiveServer(create_app(router)).__enter__()
+        server = BackgroundServer(create_app(router)).__enter__()
         started.append(server)
         return server
 
@@ -115,5 +87,5 @@ def make_proxy(classifier, upstream):
 
 
 @pytest.fixture(scope="session")
-def proxy(make_proxy) -> LiveServer:
+def proxy(make_proxy) -> BackgroundServer:
     return make_proxy()
