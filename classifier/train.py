@@ -351,6 +351,11 @@ def run(args: argparse.Namespace) -> int:
         report_unseen=args.report_unseen,
         progress=not args.quiet,
     )
+    artifact.training["command"] = " ".join(
+        ["thinkroute train", *(f"--data {path}" for path in args.data), f"--out {args.out}"]
+        + (["--holdout", str(args.holdout)] if args.holdout else [])
+        + (["--report-unseen"] if args.report_unseen else [])
+    )
     path = write_artifact(artifact, args.out, card=render_card(artifact))
     summary = artifact.metrics["out_of_fold"]
     print(

@@ -106,6 +106,10 @@ class Router:
         return self._classifier
 
     @property
+    def is_classifier_loaded(self) -> bool:
+        return self._classifier is not None
+
+    @property
     def is_dispatch_configured(self) -> bool:
         return bool(self.config.tiers)
 

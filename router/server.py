@@ -140,7 +140,7 @@ def create_app(router: Router, *, load_classifier: bool = True) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz() -> Response:
-        classifier_loaded = router._classifier is not None
+        classifier_loaded = router.is_classifier_loaded
         body = {
             "status": "ready" if classifier_loaded else "loading",
             "classifier": "loaded" if classifier_loaded else "not loaded",
