@@ -7,12 +7,24 @@ before its first chunk: after that the client has bytes of one model's answer.
 Cost is computed from the usage the provider returns, reasoning tokens
 included (they are part of ``completion_tokens``), at the deployment's
 ``model_info`` prices when set, else LiteLLM's price map.
+
+Speed: LiteLLM spends most of its per-call time on things a proxy that keeps
+its own books does not use: after each response it prices the call again for
+its own logging, builds a logging payload, deep-copies it to redact messages
+and runs it through a background worker, with no callback to receive it. So a
+call with no LiteLLM callback registered runs as LiteLLM's "internal sub-call"
+(no success or failure logging; the caller bills), and a deployment with
+``model_info`` prices passes them along, so LiteLLM's own pricing hook reads
+them instead of searching its price map. Register a LiteLLM callback and
+every call is logged as usual.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +45,23 @@ __all__ = ["Dispatcher", "Served", "Target", "configure_litellm", "cost_usd"]
 logger = logging.getLogger(__name__)
 
 Completion = Callable[..., Awaitable[Any]]
+
+try:  # LiteLLM's marker for a call whose caller logs and bills it: skips success logging
+    from litellm._internal_context import internal_sub_call as _unlogged
+except ImportError:  # pragma: no cover - an older LiteLLM logs every call
+    _unlogged = None
+
+# LiteLLM's callback lists: while all are empty, nobody receives its logging.
+_CALLBACK_LISTS = (
+    "callbacks",
+    "input_callback",
+    "success_callback",
+    "failure_callback",
+    "service_callback",
+    "_async_input_callback",
+    "_async_success_callback",
+    "_async_failure_callback",
+)
 
 
 def configure_litellm() -> None:
@@ -75,6 +104,10 @@ class Dispatcher:
         self.config = config
         self.completion = completion or litellm.acompletion
 
+    async def _call(self, arguments: dict[str, Any]) -> Any:
+        with _logging_scope():
+            return await self.completion(**arguments)
+
     async def complete(
         self, params: dict[str, Any], target: Target, fallback: Target | None
     ) -> tuple[dict[str, Any], Served]:
@@ -82,7 +115,7 @@ class Dispatcher:
         targets = self._targets(target, fallback)
         for i, current in enumerate(targets):
             try:
-                response = await self.completion(**self._arguments(params, current, stream=False))
+                response = await self._call(self._arguments(params, current, stream=False))
                 return _as_dict(response), Served(current, is_fallback=i > 0)
             except Exception as exc:
                 error = translate(exc)
@@ -105,7 +138,7 @@ class Dispatcher:
         for i, current in enumerate(targets):
             upstream = None
             try:
-                upstream = await self.completion(**self._arguments(params, current, stream=True))
+                upstream = await self._call(self._arguments(params, current, stream=True))
                 first = await anext(aiter(upstream))
                 return _chunks(first, upstream), Served(current, is_fallback=i > 0)
             except Exception as exc:
@@ -133,11 +166,29 @@ class Dispatcher:
         arguments["num_retries"] = self.config.dispatch.num_retries
         if target.reasoning_effort is not None and "reasoning_effort" not in params:
             arguments["reasoning_effort"] = target.reasoning_effort
+        info = target.deployment.model_info
+        if info.input_cost_per_token is not None or info.output_cost_per_token is not None:
+            # LiteLLM prices every response for its own bookkeeping; with the prices in hand
+            # it skips its price-map search (slow, and fruitless for a self-hosted model).
+            arguments.setdefault("input_cost_per_token", info.input_cost_per_token or 0.0)
+            arguments.setdefault("output_cost_per_token", info.output_cost_per_token or 0.0)
         if stream:
             arguments["stream"] = True
             # Usage is needed to charge for the stream, whether or not the client asked.
             arguments["stream_options"] = {"include_usage": True}
         return arguments
+
+
+def _logging_scope() -> AbstractContextManager[Any]:
+    """Skip LiteLLM's success logging for a call when no LiteLLM callback would receive it.
+
+    Checked per call, so a callback registered later (by an embedder) is honoured.
+    """
+    if _unlogged is None or getattr(litellm, "cache", None) is not None:
+        return contextlib.nullcontext()
+    if any(getattr(litellm, name, None) for name in _CALLBACK_LISTS):
+        return contextlib.nullcontext()
+    return _unlogged()
 
 
 def cost_usd(deployment: ModelDeployment, usage: dict[str, Any] | None) -> float:

@@ -1,0 +1,330 @@
+"""How much latency thinkroute adds per request, and how many requests a second it serves.
+
+    HF_HUB_OFFLINE=1 LITELLM_LOCAL_MODEL_COST_MAP=True .venv/bin/python bench/proxy_overhead.py
+
+Starts ``thinkroute sim-upstream`` (zero latency) and ``thinkroute serve`` (a temporary
+YAML config: both tiers on the simulator, classifier cache off, one tenant) as separate
+processes on free loopback ports, so the load generator shares no GIL with the proxy.
+Every request carries a prompt never sent before, so no embedding cache can help.
+
+Concurrency 1, with one keep-alive ``httpx.Client`` for every target, requests
+interleaved round-robin so all targets see the same machine load:
+
+* ``direct``: straight to the simulator, the baseline;
+* ``auto``:   through the proxy with ``model: auto`` (classifier + LiteLLM + FastAPI);
+* ``pinned``: through the proxy naming a configured model (LiteLLM + FastAPI, no classifier);
+* ``route``:  ``POST /v1/route`` on the proxy (FastAPI + classifier, no upstream call).
+
+``added_*`` is proxy minus direct, per percentile. Then, at ``--concurrency`` (default 32)
+with an aiohttp client, each of direct, auto and pinned is loaded for ``--seconds`` (or
+``--n-c32`` requests, whichever ends first) to get requests per second.
+
+Prints one JSON object on one line. Medians of several runs are the honest figure on a
+shared machine; ``loadavg_1m_*`` says how busy the machine was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+KEY = "sk-bench-0123456789"
+STARTUP_TIMEOUT_S = 120.0
+REQUEST_TIMEOUT_S = 30.0
+ROOT = Path(__file__).resolve().parent.parent
+
+# Varied prompts; a counter and a random tag make each one unique.
+TOPICS = (
+    "Summarise the plot of a short story about a lighthouse keeper",
+    "Prove that the square root of two is irrational",
+    "Write a haiku about autumn leaves",
+    "Explain how a hash map handles collisions",
+    "What is the capital of Australia",
+    "Derive the closed form of the sum of the first n squares",
+    "Translate 'good morning' into French and Spanish",
+    "Design a rate limiter for a distributed API gateway",
+)
+
+
+def prompt(i: int) -> str:
+    return f"{TOPICS[i % len(TOPICS)]} (request {i}, tag {uuid.uuid4().hex[:12]})."
+
+
+def body(model: str, i: int) -> dict[str, Any]:
+    return {"model": model, "messages": [{"role": "user", "content": prompt(i)}]}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_config(directory: str, upstream_base: str) -> str:
+    def model(name: str, upstream_model: str, cost_in: float, cost_out: float) -> str:
+        return (
+            f"  - model_name: {name}\n"
+            f"    litellm_params: {{model: openai/{upstream_model}, api_base: {upstream_base},"
+            f" api_key: sk-sim-upstream}}\n"
+            f"    model_info: {{input_cost_per_token: {cost_in}, output_cost_per_token:"
+            f" {cost_out}}}\n"
+        )
+
+    text = (
+        "model_list:\n"
+        + model("fast", "fast-model", 1e-6, 2e-6)
+        + model("reasoning", "reasoning-model", 5e-6, 2e-5)
+        + "tiers:\n"
+        "  fast: {model: fast}\n"
+        "  reasoning: {model: reasoning, reasoning_effort: medium}\n"
+        "tenants:\n"
+        f"  - name: bench\n    api_keys: ['{KEY}']\n"
+        "classifier: {cache_size: 0}\n"
+        "dispatch: {num_retries: 0, timeout_s: 30}\n"
+    )
+    path = os.path.join(directory, "thinkroute-bench.yaml")
+    Path(path).write_text(text, encoding="utf-8")
+    return path
+
+
+def start(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "router.cli", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in the terminal reaches only the benchmark
+        )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGINT)  # uvicorn shuts down gracefully on SIGINT
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def wait_ready(
+    url: str, process: subprocess.Popen[bytes], log: Path, headers: dict[str, str] | None = None
+) -> None:
+    import httpx
+
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited early:\n{log.read_text(errors='replace')[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, headers=headers, timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready in {STARTUP_TIMEOUT_S:.0f} s")
+
+
+@contextlib.contextmanager
+def servers(env: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """The simulator and the proxy, ready; both stopped on the way out."""
+    with tempfile.TemporaryDirectory(prefix="thinkroute-bench-") as tmp:
+        up_port, proxy_port = free_port(), free_port()
+        up_url, proxy_url = f"http://127.0.0.1:{up_port}", f"http://127.0.0.1:{proxy_port}"
+        up_log, proxy_log = Path(tmp, "upstream.log"), Path(tmp, "proxy.log")
+        config = write_config(tmp, f"{up_url}/v1")
+        upstream = start(["sim-upstream", "--port", str(up_port)], up_log, env)
+        proxy = None
+        try:
+            wait_ready(f"{up_url}/v1/models", upstream, up_log)
+            proxy = start(
+                ["serve", "--config", config, "--port", str(proxy_port), "--log-level", "warning"],
+                proxy_log,
+                env,
+            )
+            wait_ready(f"{proxy_url}/readyz", proxy, proxy_log)
+            yield up_url, proxy_url
+        finally:
+            if proxy is not None:
+                stop(proxy)
+            stop(upstream)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile, ``q`` in [0, 100]."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def sequential(
+    targets: dict[str, tuple[str, Callable[[int], dict[str, Any]]]],
+    n: int,
+    warmup: int,
+    deadline: float,
+) -> dict[str, list[float]]:
+    """Round trips in ms per target at concurrency 1, targets interleaved request by request."""
+    import httpx
+
+    times: dict[str, list[float]] = {name: [] for name in targets}
+    headers = {"authorization": f"Bearer {KEY}"}
+    with httpx.Client(headers=headers, timeout=REQUEST_TIMEOUT_S) as client:
+        for i in range(warmup + n):
+            if i >= warmup and time.monotonic() > deadline:
+                break
+            for name, (url, make_body) in targets.items():
+                payload = json.dumps(make_body(i)).encode()
+                started = time.perf_counter()
+                response = client.post(
+                    url, content=payload, headers={"content-type": "application/json"}
+                )
+                response.read()
+                elapsed = (time.perf_counter() - started) * 1000
+                if response.status_code != 200:
+                    raise RuntimeError(f"{name}: {response.status_code} {response.text[:300]}")
+                if i >= warmup:
+                    times[name].append(elapsed)
+    return times
+
+
+async def _load(
+    url: str, model: str, concurrency: int, seconds: float, limit: int, start_at: int
+) -> dict[str, Any]:
+    import aiohttp
+
+    done = errors = 0
+    issued = start_at
+    latencies: list[float] = []
+    stop_at = time.monotonic() + seconds
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    headers = {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+    async with aiohttp.ClientSession(connector=connector, headers=headers, timeout=timeout) as s:
+
+        async def worker() -> None:
+            nonlocal done, errors, issued
+            while time.monotonic() < stop_at and done + errors < limit:
+                issued += 1
+                payload = json.dumps(body(model, issued))
+                started = time.perf_counter()
+                try:
+                    async with s.post(url, data=payload) as response:
+                        await response.read()
+                        ok = response.status == 200
+                except (aiohttp.ClientError, TimeoutError):
+                    ok = False
+                if ok:
+                    done += 1
+                    latencies.append((time.perf_counter() - started) * 1000)
+                else:
+                    errors += 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    return {
+        "rps": done / elapsed,
+        "errors": errors,
+        "requests": done,
+        "p50_ms": percentile(latencies, 50) if latencies else None,
+    }
+
+
+def concurrent(url: str, model: str, concurrency: int, seconds: float, limit: int) -> dict:
+    # A short warm-up opens the pool's connections before the clock starts.
+    asyncio.run(_load(url, model, concurrency, 1.0, 4 * concurrency, 10_000_000))
+    return asyncio.run(_load(url, model, concurrency, seconds, limit, 20_000_000))
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    found = {"python": platform.python_version()}
+    for name in ("litellm", "fastapi", "starlette", "uvicorn", "httpx", "aiohttp", "onnxruntime"):
+        with contextlib.suppress(Exception):
+            found[name] = version(name)
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=150, help="measured requests per target at c=1")
+    parser.add_argument("--warmup", type=int, default=20, help="unmeasured requests per target")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=6.0, help="load time per target at c=N")
+    parser.add_argument("--n-c32", type=int, default=5000, help="request cap per target at c=N")
+    parser.add_argument(
+        "--budget", type=float, default=30.0, help="seconds at most for the c=1 phase"
+    )
+    args = parser.parse_args(argv)
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    env.pop("THINKROUTE_API_KEY", None)  # the config file names the tenant
+    load_before = os.getloadavg()[0]
+    began = time.monotonic()
+    with servers(env) as (up, proxy):
+        startup_s = time.monotonic() - began
+        targets = {
+            "direct": (f"{up}/v1/chat/completions", lambda i: body("fast-model", i)),
+            "auto": (f"{proxy}/v1/chat/completions", lambda i: body("auto", i)),
+            "pinned": (f"{proxy}/v1/chat/completions", lambda i: body("fast", i)),
+            "route": (f"{proxy}/v1/route", lambda i: body("auto", i)),
+        }
+        c1 = sequential(targets, args.n, args.warmup, time.monotonic() + args.budget)
+        load_mid = os.getloadavg()[0]
+        c = args.concurrency
+        loads = {
+            name: concurrent(url, model, c, args.seconds, args.n_c32)
+            for name, url, model in (
+                ("direct", f"{up}/v1/chat/completions", "fast-model"),
+                ("auto", f"{proxy}/v1/chat/completions", "auto"),
+                ("pinned", f"{proxy}/v1/chat/completions", "fast"),
+            )
+        }
+    p = {name: (percentile(t, 50), percentile(t, 99)) for name, t in c1.items()}
+    result = {
+        "added_p50_ms": round(p["auto"][0] - p["direct"][0], 2),
+        "added_p99_ms": round(p["auto"][1] - p["direct"][1], 2),
+        f"rps_c{c}": round(loads["auto"]["rps"], 1),
+        "routing_p50_ms": round(p["route"][0], 2),
+        "n": len(c1["auto"]),
+        # Breakdown: without the classifier (a named model), and the bare baselines.
+        "added_pinned_p50_ms": round(p["pinned"][0] - p["direct"][0], 2),
+        "added_pinned_p99_ms": round(p["pinned"][1] - p["direct"][1], 2),
+        "direct_p50_ms": round(p["direct"][0], 2),
+        "direct_p99_ms": round(p["direct"][1], 2),
+        "proxy_p50_ms": round(p["auto"][0], 2),
+        f"rps_c{c}_pinned": round(loads["pinned"]["rps"], 1),
+        f"rps_c{c}_direct": round(loads["direct"]["rps"], 1),
+        f"p50_ms_c{c}": loads["auto"]["p50_ms"] and round(loads["auto"]["p50_ms"], 1),
+        f"errors_c{c}": sum(v["errors"] for v in loads.values()),
+        f"requests_c{c}": loads["auto"]["requests"],
+        "loadavg_1m_before": round(load_before, 2),
+        "loadavg_1m_mid": round(load_mid, 2),
+        "loadavg_1m_after": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
+        "startup_s": round(startup_s, 1),
+        "wall_s": round(time.monotonic() - began, 1),
+        "versions": versions(),
+    }
+    print(json.dumps(result, separators=(",", ":")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
