@@ -13,11 +13,15 @@ interleaved round-robin so all targets see the same machine load:
 * ``direct``: straight to the simulator, the baseline;
 * ``auto``:   through the proxy with ``model: auto`` (classifier + LiteLLM + FastAPI);
 * ``pinned``: through the proxy naming a configured model (LiteLLM + FastAPI, no classifier);
-* ``route``:  ``POST /v1/route`` on the proxy (FastAPI + classifier, no upstream call).
+* ``route``:  ``POST /v1/route`` on the proxy (FastAPI + classifier, no upstream call);
+* ``healthz``: ``GET /healthz`` on the proxy (the FastAPI + uvicorn floor).
 
-``added_*`` is proxy minus direct, per percentile. Then, at ``--concurrency`` (default 32)
-with an aiohttp client, each of direct, auto and pinned is loaded for ``--seconds`` (or
-``--n-c32`` requests, whichever ends first) to get requests per second.
+``added_*`` is proxy minus direct, per percentile; ``routing_p50_ms`` is the whole
+``/v1/route`` round trip (HTTP, auth, parsing, embedding, policy).
+
+Then, at ``--concurrency`` (default 32) with an aiohttp client, each of direct, auto and
+pinned is loaded for ``--seconds`` (or ``--n-c32`` requests, whichever ends first) to get
+requests per second.
 
 Prints one JSON object on one line. Medians of several runs are the honest figure on a
 shared machine; ``loadavg_1m_*`` says how busy the machine was.
@@ -173,26 +177,31 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def sequential(
-    targets: dict[str, tuple[str, Callable[[int], dict[str, Any]]]],
+    targets: dict[str, tuple[str, Callable[[int], dict[str, Any]] | None]],
     n: int,
     warmup: int,
     deadline: float,
 ) -> dict[str, list[float]]:
-    """Round trips in ms per target at concurrency 1, targets interleaved request by request."""
+    """Round trips in ms per target at concurrency 1, targets interleaved request by request.
+
+    A target without a body maker is a GET.
+    """
     import httpx
 
     times: dict[str, list[float]] = {name: [] for name in targets}
     headers = {"authorization": f"Bearer {KEY}"}
+    json_type = {"content-type": "application/json"}
     with httpx.Client(headers=headers, timeout=REQUEST_TIMEOUT_S) as client:
         for i in range(warmup + n):
             if i >= warmup and time.monotonic() > deadline:
                 break
             for name, (url, make_body) in targets.items():
-                payload = json.dumps(make_body(i)).encode()
+                payload = None if make_body is None else json.dumps(make_body(i)).encode()
                 started = time.perf_counter()
-                response = client.post(
-                    url, content=payload, headers={"content-type": "application/json"}
-                )
+                if payload is None:
+                    response = client.get(url)
+                else:
+                    response = client.post(url, content=payload, headers=json_type)
                 response.read()
                 elapsed = (time.perf_counter() - started) * 1000
                 if response.status_code != 200:
@@ -263,13 +272,13 @@ def versions() -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=150, help="measured requests per target at c=1")
+    parser.add_argument("--n", type=int, default=120, help="measured requests per target at c=1")
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured requests per target")
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=6.0, help="load time per target at c=N")
+    parser.add_argument("--seconds", type=float, default=5.0, help="load time per target at c=N")
     parser.add_argument("--n-c32", type=int, default=5000, help="request cap per target at c=N")
     parser.add_argument(
-        "--budget", type=float, default=30.0, help="seconds at most for the c=1 phase"
+        "--budget", type=float, default=20.0, help="seconds at most for the c=1 phase"
     )
     args = parser.parse_args(argv)
 
@@ -284,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             "auto": (f"{proxy}/v1/chat/completions", lambda i: body("auto", i)),
             "pinned": (f"{proxy}/v1/chat/completions", lambda i: body("fast", i)),
             "route": (f"{proxy}/v1/route", lambda i: body("auto", i)),
+            "healthz": (f"{proxy}/healthz", None),
         }
         c1 = sequential(targets, args.n, args.warmup, time.monotonic() + args.budget)
         load_mid = os.getloadavg()[0]
@@ -306,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         # Breakdown: without the classifier (a named model), and the bare baselines.
         "added_pinned_p50_ms": round(p["pinned"][0] - p["direct"][0], 2),
         "added_pinned_p99_ms": round(p["pinned"][1] - p["direct"][1], 2),
+        # FastAPI + uvicorn floor: a GET that does nothing.
+        "healthz_p50_ms": round(p["healthz"][0], 2),
         "direct_p50_ms": round(p["direct"][0], 2),
         "direct_p99_ms": round(p["direct"][1], 2),
         "proxy_p50_ms": round(p["auto"][0], 2),
