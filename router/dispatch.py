@@ -26,7 +26,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import litellm
 
@@ -45,6 +45,7 @@ __all__ = ["Dispatcher", "Served", "Target", "configure_litellm", "cost_usd"]
 logger = logging.getLogger(__name__)
 
 Completion = Callable[..., Awaitable[Any]]
+_Result = TypeVar("_Result")
 
 try:  # LiteLLM's marker for a call whose caller logs and bills it: skips success logging
     from litellm._internal_context import internal_sub_call as _unlogged
@@ -112,41 +113,45 @@ class Dispatcher:
         self, params: dict[str, Any], target: Target, fallback: Target | None
     ) -> tuple[dict[str, Any], Served]:
         """A non-streaming completion as an OpenAI-shaped dict."""
-        targets = self._targets(target, fallback)
-        for i, current in enumerate(targets):
-            try:
-                response = await self._call(self._arguments(params, current, stream=False))
-                return _as_dict(response), Served(current, is_fallback=i > 0)
-            except Exception as exc:
-                error = translate(exc)
-                if i + 1 < len(targets) and _may_fall_back(error):
-                    logger.warning(
-                        "tier model %s failed (%s); falling back to %s",
-                        current.model_name,
-                        error.code,
-                        targets[i + 1].model_name,
-                    )
-                    continue
-                raise error from exc
-        raise AssertionError("unreachable: at least one target")
+
+        async def attempt(current: Target) -> dict[str, Any]:
+            return _as_dict(await self._call(self._arguments(params, current, stream=False)))
+
+        return await self._with_fallback(attempt, target, fallback)
 
     async def stream(
         self, params: dict[str, Any], target: Target, fallback: Target | None
     ) -> tuple[AsyncIterator[dict[str, Any]], Served]:
         """A stream of chunk dicts; returns once the first chunk has arrived."""
-        targets = self._targets(target, fallback)
-        for i, current in enumerate(targets):
+
+        async def attempt(current: Target) -> AsyncIterator[dict[str, Any]]:
             upstream = None
             try:
                 upstream = await self._call(self._arguments(params, current, stream=True))
                 first = await anext(aiter(upstream))
-                return _chunks(first, upstream), Served(current, is_fallback=i > 0)
-            except Exception as exc:
+            except BaseException:
                 await _close(upstream)
+                raise
+            return _chunks(first, upstream)
+
+        return await self._with_fallback(attempt, target, fallback)
+
+    async def _with_fallback(
+        self,
+        attempt: Callable[[Target], Awaitable[_Result]],
+        target: Target,
+        fallback: Target | None,
+    ) -> tuple[_Result, Served]:
+        """Try ``target``, then ``fallback`` if the first failed with an upstream fault."""
+        targets = self._targets(target, fallback)
+        for i, current in enumerate(targets):
+            try:
+                return await attempt(current), Served(current, is_fallback=i > 0)
+            except Exception as exc:
                 error = translate(exc)
                 if i + 1 < len(targets) and _may_fall_back(error):
                     logger.warning(
-                        "tier model %s failed before its first chunk (%s); falling back to %s",
+                        "tier model %s failed (%s); falling back to %s",
                         current.model_name,
                         error.code,
                         targets[i + 1].model_name,
