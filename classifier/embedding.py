@@ -67,8 +67,9 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     backend : {"auto", "onnx", "torch"}, default="auto"
         ``"auto"`` prefers ONNX Runtime and falls back to PyTorch.
     quantize : bool, default=False
-        Use a dynamically int8-quantised ONNX model (ONNX backend only). On
-        CPUs without VNNI it saves little time and moves vectors slightly.
+        Use a dynamically int8-quantised ONNX model (ONNX backend only). It
+        does ~25% less work on CPUs without VNNI but moves vectors (cosine to
+        fp32 down to 0.96) and so the shipped head's decisions near a threshold.
     cache_dir : str or None, default=None
         Where the ONNX export is kept; defaults to :func:`default_cache_dir`.
     cache_size : int, default=4096
@@ -79,10 +80,11 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         ONNX Runtime, one per physical core).
     spin : bool, default=False
         Let ONNX Runtime's threads busy-wait for work during a call instead of
-        sleeping. On idle, dedicated cores that saves ~1.5 ms a call on 2
-        threads; when another process holds a core it costs far more (p50
-        measured 22 ms against 14.5 ms without), and it takes CPU from the
-        server around it, so it is off unless the cores are the model's alone.
+        sleeping between its steps. On idle cores that saves ~2 ms of a ~13 ms
+        decision (2 threads); when other processes (or other requests) hold a
+        core it costs far more (median 32 ms against 18 ms measured), and it
+        takes CPU from the server around the model, so it is off unless the
+        cores are the model's alone.
 
     Attributes
     ----------
