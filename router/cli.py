@@ -8,6 +8,7 @@ messages instead of tracebacks.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -47,6 +48,14 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument(
+        "--redis-url",
+        help="shared state (default: the config's redis.url, else REDIS_URL, else an embedded "
+        "server in --data-dir)",
+    )
+    parser.add_argument(
+        "--data-dir", help="where the embedded Redis keeps its data (default: ~/.local/share)"
+    )
 
 
 def _run_serve(args: argparse.Namespace) -> int:
@@ -54,7 +63,8 @@ def _run_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from router.config import config_from_environment
+    from router.config import config_from_environment, load_config
+    from router.embedded import EmbeddedRedis
     from router.proxy import Router
     from router.server import create_app
 
@@ -62,19 +72,30 @@ def _run_serve(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     if args.config:
-        router = Router.from_config(args.config, env=os.environ)
+        config = load_config(args.config, os.environ)
         print(f"thinkroute: config {args.config}")
     else:
         config, chosen = config_from_environment(os.environ)
-        router = Router.from_config(config)
         print(f"thinkroute: no --config; {chosen}")
-    if not router.config.tenants:
+    if not config.tenants:
         print(
             "thinkroute: no tenants or keys configured: every request will get 401; "
             "set THINKROUTE_API_KEY or add tenants to the config"
         )
-    print(f"thinkroute: listening on http://{args.host}:{args.port}/v1")
-    uvicorn.run(create_app(router), host=args.host, port=args.port, log_level=args.log_level)
+    with contextlib.ExitStack() as stack:
+        redis_url = args.redis_url or config.redis.url or os.environ.get("REDIS_URL")
+        if not redis_url:
+            data_dir = args.data_dir or config.redis.embedded_dir
+            embedded = stack.enter_context(EmbeddedRedis(data_dir))
+            redis_url = embedded.url
+            print(f"thinkroute: no REDIS_URL; embedded Redis in {embedded.data_dir}")
+        router = Router.from_config(config, redis_url=redis_url)
+        admin_key = os.environ.get("THINKROUTE_ADMIN_KEY") or None
+        app = create_app(router, admin_key=admin_key)
+        print(f"thinkroute: Redis at {router.store.description if router.store else '-'}; "
+              f"admin API {'on' if admin_key else 'off (set THINKROUTE_ADMIN_KEY)'}")  # fmt: skip
+        print(f"thinkroute: listening on http://{args.host}:{args.port}/v1")
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 

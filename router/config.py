@@ -23,6 +23,7 @@ unique across tenants.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -40,6 +41,7 @@ __all__ = [
     "TenantConfig",
     "Tier",
     "config_from_environment",
+    "hash_api_key",
     "load_config",
 ]
 
@@ -90,13 +92,44 @@ class Tier(_Strict):
     reasoning_effort: Effort | None = None
 
 
+class BudgetConfig(_Strict):
+    """Spending limits in USD; ``None`` means no limit for that window."""
+
+    daily_usd: float | None = Field(default=None, ge=0)
+    monthly_usd: float | None = Field(default=None, ge=0)
+    per_request_usd: float | None = Field(default=None, ge=0)
+    # As a window's budget runs out: "degrade" routes fast only once ``degrade_at`` of it is
+    # spent, "block" keeps routing normally. Both refuse what the remaining budget cannot cover.
+    on_exhaustion: Literal["degrade", "block"] = "degrade"
+    degrade_at: float = Field(default=0.8, gt=0, le=1)
+
+
+class RateLimits(_Strict):
+    requests_per_minute: int | None = Field(default=None, gt=0)
+    tokens_per_minute: int | None = Field(default=None, gt=0)
+
+
 class TenantConfig(_Strict):
     """A customer of the proxy: its keys and its routing policy."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    # Plain-text keys are for development; production configs list SHA-256 digests
+    # (``thinkroute hash-key KEY`` prints one), so the file holds no usable secret.
     api_keys: list[str] = Field(default_factory=list)
+    api_key_hashes: list[str] = Field(default_factory=list)
     default_mode: Mode = "balanced"
     allowed_models: list[str] | None = None  # concrete models it may call; None = all
+    allowed_tiers: list[TierName] = Field(default_factory=lambda: ["fast", "reasoning"])
+    # At most this share of routed ("auto") requests goes to the reasoning tier, over the
+    # tenant's last ``reasoning_share_window`` routed requests; the threshold rises to hold it.
+    max_reasoning_share: float | None = Field(default=None, ge=0, le=1)
+    reasoning_share_window: int = Field(default=200, ge=10, le=10_000)
+    max_latency_ms: float | None = Field(default=None, gt=0)
+    budget: BudgetConfig = BudgetConfig()
+    rate_limits: RateLimits = RateLimits()
+    # Without Redis, budgets cannot be checked: serve anyway ("open") or refuse ("closed").
+    on_store_failure: Literal["open", "closed"] = "open"
+    cache_ttl_s: int | None = Field(default=None, gt=0)
 
     @field_validator("api_keys")
     @classmethod
@@ -104,6 +137,35 @@ class TenantConfig(_Strict):
         if any(len(key) < 8 for key in keys):
             raise ValueError("API keys must be at least 8 characters")
         return keys
+
+    @field_validator("api_key_hashes")
+    @classmethod
+    def _hashes_are_sha256(cls, digests: list[str]) -> list[str]:
+        cleaned = [d.removeprefix("sha256:").lower() for d in digests]
+        if any(not re.fullmatch(r"[0-9a-f]{64}", d) for d in cleaned):
+            raise ValueError("api_key_hashes must be SHA-256 hex digests ('sha256:<64 hex>')")
+        return cleaned
+
+    @field_validator("allowed_tiers")
+    @classmethod
+    def _some_tier(cls, tiers: list[str]) -> list[str]:
+        if not tiers:
+            raise ValueError("allow at least one tier")
+        return tiers
+
+    @property
+    def key_digests(self) -> list[str]:
+        return [hash_api_key(key) for key in self.api_keys] + self.api_key_hashes
+
+    @property
+    def has_budget(self) -> bool:
+        b = self.budget
+        return b.daily_usd is not None or b.monthly_usd is not None
+
+
+def hash_api_key(key: str) -> str:
+    """How API keys are stored and compared: SHA-256 hex of the key."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 class ClassifierConfig(_Strict):
@@ -114,6 +176,16 @@ class ClassifierConfig(_Strict):
 
 class ServerConfig(_Strict):
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+
+
+class RedisConfig(_Strict):
+    """Where shared state lives; no URL (and no ``REDIS_URL``) starts an embedded server."""
+
+    url: str | None = None
+    cluster: bool = False
+    timeout_s: float = Field(default=0.5, gt=0)
+    max_connections: int = Field(default=64, gt=0)  # per replica; a burst beyond waits
+    embedded_dir: str | None = None  # data directory of the embedded server
 
 
 class DispatchConfig(_Strict):
@@ -131,10 +203,14 @@ class Config(_Strict):
     classifier: ClassifierConfig = ClassifierConfig()
     server: ServerConfig = ServerConfig()
     dispatch: DispatchConfig = DispatchConfig()
-    # Owned by the budgets and cache issues; accepted now so configs written
-    # for them load, and validated when those parts land.
+    # Owned by the cache; accepted now so configs written for it load, and
+    # validated when it is wired in.
     cache: dict[str, Any] = Field(default_factory=dict)
-    redis: dict[str, Any] = Field(default_factory=dict)
+    redis: RedisConfig = RedisConfig()
+    # Estimated output tokens per tier when a request sets no max_tokens (reasoning included).
+    output_token_estimates: dict[TierName, int] = Field(
+        default_factory=lambda: {"fast": 1024, "reasoning": 8192}
+    )
 
     @model_validator(mode="after")
     def _check_references(self) -> Config:
@@ -150,7 +226,7 @@ class Config(_Strict):
                     f"tiers.{tier_name}.model: {tier.model!r} is not a model_name in model_list "
                     f"(have {names})"
                 )
-        keys = [key for tenant in self.tenants for key in tenant.api_keys]
+        keys = [digest for tenant in self.tenants for digest in tenant.key_digests]
         if len(keys) != len(set(keys)):
             raise ValueError("tenants: an API key is listed more than once")
         tenants = [t.name for t in self.tenants]

@@ -6,8 +6,13 @@
     │   └── RequestTooLargeError         413
     ├── AuthenticationError              401 invalid_api_key
     ├── PermissionDeniedError            403 model_not_allowed
-    ├── ModelNotFoundError               404 model_not_found
+    ├── NotFoundError                    404 not_found (a tenant, a key)
+    │   └── ModelNotFoundError           404 model_not_found
+    ├── ConflictError                    409 conflict (a tenant that exists already)
     ├── RateLimitError                   429 rate_limit_exceeded
+    │   ├── RateLimitedError             429 rate_limited (the tenant's own limits)
+    │   └── BudgetExceededError          429 budget_exceeded (retrying cannot help)
+    ├── StoreUnavailableError            503 Redis is unreachable and the tenant fails closed
     └── UpstreamError                    502 upstream_error
         ├── UpstreamUnavailableError     503 no provider can serve the request now
         └── UpstreamTimeoutError         504 the provider did not answer in time
@@ -22,12 +27,17 @@ from typing import Any
 
 __all__ = [
     "AuthenticationError",
+    "BudgetExceededError",
     "ConfigError",
+    "ConflictError",
     "InvalidRequestError",
     "ModelNotFoundError",
+    "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RateLimitedError",
     "RequestTooLargeError",
+    "StoreUnavailableError",
     "ThinkrouteError",
     "UpstreamError",
     "UpstreamTimeoutError",
@@ -48,6 +58,10 @@ class ThinkrouteError(Exception):
         self.param = param
         if code is not None:
             self.code = code
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the error response carries (Retry-After and the like)."""
+        return {}
 
     def to_body(self) -> dict[str, Any]:
         return {
@@ -90,16 +104,62 @@ class PermissionDeniedError(ThinkrouteError):
     code = "model_not_allowed"
 
 
-class ModelNotFoundError(ThinkrouteError):
+class NotFoundError(ThinkrouteError):
     status_code = 404
     type = "invalid_request_error"
+    code = "not_found"
+
+
+class ModelNotFoundError(NotFoundError):
     code = "model_not_found"
+
+
+class ConflictError(ThinkrouteError):
+    status_code = 409
+    type = "invalid_request_error"
+    code = "conflict"
 
 
 class RateLimitError(ThinkrouteError):
     status_code = 429
     type = "rate_limit_error"
     code = "rate_limit_exceeded"
+
+
+class RateLimitedError(RateLimitError):
+    """The tenant sent more requests or tokens per minute than its policy allows."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"retry-after": str(self.retry_after_s)}
+
+
+class BudgetExceededError(RateLimitError):
+    """The tenant's budget for a window (or per request) cannot cover this request."""
+
+    code = "budget_exceeded"
+
+    def __init__(self, message: str, *, retry_after_s: int | None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        # OpenAI's SDKs retry 429s unless told not to; retrying cannot help until the window ends.
+        headers = {"x-should-retry": "false"}
+        if self.retry_after_s is not None:
+            headers["retry-after"] = str(self.retry_after_s)
+        return headers
+
+
+class StoreUnavailableError(ThinkrouteError):
+    status_code = 503
+    type = "service_unavailable"
+    code = "store_unavailable"
 
 
 class UpstreamError(ThinkrouteError):

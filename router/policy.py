@@ -6,7 +6,8 @@ LiteLLM, so every rule can be tested as a table of inputs and outputs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
@@ -15,6 +16,7 @@ __all__ = [
     "RouteDecision",
     "TierTarget",
     "decide",
+    "reasoning_share_floor",
     "effort_for",
     "explain",
     "route_request",
@@ -30,6 +32,9 @@ STICKY = "conversation_stays_on_tier"
 LATENCY_LIMIT = "reasoning_exceeds_latency_limit"
 EFFORT_REQUESTED = "client_set_reasoning"
 MODEL_REQUESTED = "client_named_model"
+SHARE_CAP = "reasoning_share_cap"
+BUDGET_DEGRADED = "budget_nearly_spent"
+TIER_NOT_ALLOWED = "tier_not_allowed"
 
 # A follow-up turn switches tier only when its score clears the threshold by
 # this much on the other side; nearer, the conversation stays where it was.
@@ -83,6 +88,9 @@ def route_request(
     tiers: Mapping[str, TierTarget],
     previous_score: float | None = None,
     latency_limit_s: float | None = None,
+    threshold_floor: float | None = None,
+    fast_only_reason: str | None = None,
+    allowed_tiers: tuple[str, ...] = ("fast", "reasoning"),
 ) -> RouteDecision:
     """The full decision for a routed request: tier, model and effort.
 
@@ -96,7 +104,11 @@ def route_request(
        bounce between models turn by turn on noise.
     3. A latency limit the reasoning tier cannot meet sends the request fast,
        and the reason says so.
-    4. The reasoning effort follows the score band (see :func:`effort_for`).
+    4. The tenant's constraints: a ``threshold_floor`` (from its reasoning
+       share cap, see :func:`reasoning_share_floor`) raises the threshold;
+       ``fast_only_reason`` (its budget is nearly spent) sends everything
+       fast; a tier outside ``allowed_tiers`` is never chosen.
+    5. The reasoning effort follows the score band (see :func:`effort_for`).
     """
     decision = decide(score, mode=mode, thresholds=thresholds)
     tier, reason = decision.tier, decision.reason
@@ -108,6 +120,12 @@ def route_request(
         typical = tiers["reasoning"].typical_latency_s
         if typical is not None and typical > latency_limit_s:
             tier, reason = "fast", LATENCY_LIMIT
+    if tier == "reasoning" and threshold_floor is not None and score < threshold_floor:
+        tier, reason = "fast", SHARE_CAP
+    if tier == "reasoning" and fast_only_reason is not None:
+        tier, reason = "fast", fast_only_reason
+    if tier not in allowed_tiers:
+        tier, reason = allowed_tiers[0], TIER_NOT_ALLOWED
     target = tiers[tier]
     effort = target.reasoning_effort
     if tier == "reasoning":
@@ -133,6 +151,39 @@ def effort_for(score: float, threshold: float, base: str | None) -> str | None:
     return EFFORT_STEPS[step]
 
 
+def reasoning_share_floor(
+    recent: Sequence[tuple[str, float]], *, max_share: float, window: int
+) -> float:
+    """The lowest score that may still go to the reasoning tier under a share cap.
+
+    ``recent`` holds the tenant's latest routed requests, newest first, as
+    ``(tier, score)``. Two rules together hold the cap over every run of
+    ``window`` consecutive requests while choosing the hardest ones:
+
+    - a hard guard: a request may reason only if, with it, the last
+      ``window`` requests hold at most ``max_share * window`` reasoning calls
+      (until the window fills, the missing requests count as fast);
+    - an adaptive threshold: the score above which ``max_share`` of recent
+      requests fall, so reasoning goes to the top scores rather than to
+      whoever came first.
+
+    >>> reasoning_share_floor([("fast", 0.2)] * 10, max_share=0.5, window=10)
+    0.2
+    >>> reasoning_share_floor([("reasoning", 0.9)] * 5, max_share=0.5, window=10)
+    inf
+    """
+    latest = list(recent[: window - 1])
+    used = sum(1 for tier, _ in latest if tier == "reasoning")
+    if used + 1 > max_share * window:
+        return math.inf
+    scores = sorted(score for _, score in recent[:window])
+    if len(scores) < 10:
+        return -math.inf
+    # The score with max_share of the recent ones at or above it.
+    index = min(len(scores) - 1, max(0, math.ceil(len(scores) * (1.0 - max_share)) - 1))
+    return scores[index]
+
+
 def explain(decision: RouteDecision) -> str:
     """One sentence a person can read."""
     above = decision.reason == ABOVE_THRESHOLD
@@ -153,4 +204,7 @@ def explain(decision: RouteDecision) -> str:
         LATENCY_LIMIT: "the reasoning tier cannot meet the latency limit, so the fast tier answers",
         EFFORT_REQUESTED: "the request set its own reasoning, which is respected",
         MODEL_REQUESTED: "the request named a model, which is respected",
+        SHARE_CAP: "the tenant's cap on its share of reasoning calls keeps this one fast",
+        BUDGET_DEGRADED: "the tenant's budget is nearly spent, so only the fast tier answers",
+        TIER_NOT_ALLOWED: "the tenant may not use the chosen tier",
     }.get(decision.reason, decision.reason)

@@ -8,7 +8,6 @@ shape, and nothing a client sends can produce a traceback in a response.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import json
 import logging
@@ -16,22 +15,27 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from router.config import TenantConfig
+from router.budgets import Budgets
+from router.config import TenantConfig, hash_api_key
 from router.errors import (
     AuthenticationError,
     InvalidRequestError,
+    PermissionDeniedError,
     RequestTooLargeError,
+    StoreUnavailableError,
     ThinkrouteError,
 )
 from router.policy import RouteDecision, explain
 from router.proxy import AUTO_MODELS, Router, StreamingCompletion
 from router.requests import ChatRequest, parse_chat_request
+from router.tenants import TenantDirectory, bearer_key, describe
 
 __all__ = ["create_app"]
 
@@ -40,43 +44,42 @@ logger = logging.getLogger(__name__)
 LATENCY_LIMIT_HEADER = "x-thinkroute-max-latency-ms"
 
 
-class KeyRing:
-    """Tenants by API key; keys are held only as SHA-256 digests and compared in constant time."""
+def create_app(
+    router: Router, *, load_classifier: bool = True, admin_key: str | None = None
+) -> FastAPI:
+    """The ASGI app; ``load_classifier`` loads the model at startup instead of first use.
 
-    def __init__(self, tenants: list[TenantConfig]) -> None:
-        self._entries = [(_digest(key), tenant) for tenant in tenants for key in tenant.api_keys]
-
-    def tenant_for(self, authorization: str | None) -> TenantConfig:
-        scheme, _, key = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            raise AuthenticationError(
-                "Missing API key: send 'Authorization: Bearer <key>'.", code="missing_api_key"
-            )
-        digest = _digest(key.strip())
-        found = None
-        for stored, tenant in self._entries:  # every entry, so timing says nothing
-            if hmac.compare_digest(stored, digest):
-                found = tenant
-        if found is None:
-            raise AuthenticationError("Incorrect API key provided.")
-        return found
-
-
-def create_app(router: Router, *, load_classifier: bool = True) -> FastAPI:
-    """The ASGI app; ``load_classifier`` loads the model at startup instead of first use."""
+    ``admin_key`` (``THINKROUTE_ADMIN_KEY`` when served from the CLI) opens the
+    tenant management routes; without one they answer 403.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if load_classifier:
             await asyncio.to_thread(lambda: router.classifier)
         yield
+        if router.store is not None:
+            await router.store.aclose()
 
     app = FastAPI(title="thinkroute", version="0.1.0", lifespan=lifespan)
-    keys = KeyRing(router.config.tenants)
+    directory = TenantDirectory(router.config.tenants, router.store)
+    admin_digest = hash_api_key(admin_key) if admin_key else None
     max_body = router.config.server.max_body_bytes
 
-    async def read_request(request: Request) -> tuple[TenantConfig, ChatRequest, float | None]:
-        tenant = keys.tenant_for(request.headers.get("authorization"))
+    async def authenticate(request: Request) -> TenantConfig:
+        return await directory.authenticate(bearer_key(request.headers.get("authorization")))
+
+    def require_admin(request: Request) -> None:
+        # Checked in each admin route, never by path prefix: no spelling of a path skips it.
+        if admin_digest is None:
+            raise PermissionDeniedError(
+                "the admin API is off: set THINKROUTE_ADMIN_KEY", code="admin_disabled"
+            )
+        digest = hash_api_key(bearer_key(request.headers.get("authorization")))
+        if not hmac.compare_digest(digest, admin_digest):
+            raise AuthenticationError("this route needs the admin key", code="admin_key_required")
+
+    async def read_json(request: Request) -> Any:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > max_body:
             raise RequestTooLargeError(f"request body over the {max_body}-byte limit")
@@ -84,10 +87,13 @@ def create_app(router: Router, *, load_classifier: bool = True) -> FastAPI:
         if len(raw) > max_body:
             raise RequestTooLargeError(f"request body over the {max_body}-byte limit")
         try:
-            body = json.loads(raw.decode("utf-8"))
+            return json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InvalidRequestError(f"the request body is not valid JSON ({exc})") from None
-        return tenant, parse_chat_request(body), _latency_limit(request)
+
+    async def read_request(request: Request) -> tuple[TenantConfig, ChatRequest, float | None]:
+        tenant = await authenticate(request)
+        return tenant, parse_chat_request(await read_json(request)), _latency_limit(request)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
@@ -102,7 +108,7 @@ def create_app(router: Router, *, load_classifier: bool = True) -> FastAPI:
         done = await router.acompletion(chat, tenant=tenant, latency_limit_s=latency_limit_s)
         headers = _decision_headers(done.decision, done.served.target.model_name,
                                     done.served.is_fallback, request_id)  # fmt: skip
-        headers["x-thinkroute-cost-usd"] = f"{done.cost_usd:.8f}"
+        headers["x-thinkroute-cost-usd"] = f"{done.cost_usd:.6f}"
         logger.info(
             "request %s tenant=%s tier=%s model=%s cost_usd=%.8f seconds=%.3f",
             request_id, tenant.name, done.decision.tier, done.served.target.model_name,
@@ -125,7 +131,7 @@ def create_app(router: Router, *, load_classifier: bool = True) -> FastAPI:
 
     @app.get("/v1/models")
     async def models(request: Request) -> Response:
-        tenant = keys.tenant_for(request.headers.get("authorization"))
+        tenant = await authenticate(request)
         names = list(AUTO_MODELS) + [
             m.model_name
             for m in router.config.model_list
@@ -134,6 +140,66 @@ def create_app(router: Router, *, load_classifier: bool = True) -> FastAPI:
         data = [{"id": n, "object": "model", "created": 0, "owned_by": "thinkroute"} for n in names]
         return JSONResponse({"object": "list", "data": data})
 
+    @app.get("/v1/usage")
+    async def usage(request: Request) -> Response:
+        tenant = await authenticate(request)
+        return JSONResponse(await _budgets(router).usage(tenant))
+
+    # -- tenant management (admin key) ---------------------------------------------------
+
+    @app.get("/v1/tenants")
+    async def list_tenants(request: Request) -> Response:
+        require_admin(request)
+        return JSONResponse({"object": "list", "data": await directory.list()})
+
+    @app.post("/v1/tenants")
+    async def create_tenant(request: Request) -> Response:
+        require_admin(request)
+        tenant = await directory.create(await read_json(request))
+        return JSONResponse(describe(tenant, "api"), status_code=201)
+
+    @app.get("/v1/tenants/{name}")
+    async def get_tenant(name: str, request: Request) -> Response:
+        require_admin(request)
+        tenant = await directory.get(name)
+        return JSONResponse(describe(tenant, _source(directory, name)))
+
+    @app.patch("/v1/tenants/{name}")
+    async def update_tenant(name: str, request: Request) -> Response:
+        require_admin(request)
+        tenant = await directory.update(name, await read_json(request))
+        return JSONResponse(describe(tenant, "api"))
+
+    @app.delete("/v1/tenants/{name}")
+    async def delete_tenant(name: str, request: Request) -> Response:
+        require_admin(request)
+        await directory.delete(name)
+        return JSONResponse({"deleted": name})
+
+    @app.post("/v1/tenants/{name}/keys")
+    async def issue_key(name: str, request: Request) -> Response:
+        require_admin(request)
+        issued = await directory.issue_key(name)
+        body = {"tenant": issued.tenant, "id": issued.key_id, "key": issued.key,
+                "note": "the key is shown only now; it is stored as a hash"}  # fmt: skip
+        return JSONResponse(body, status_code=201)
+
+    @app.get("/v1/tenants/{name}/keys")
+    async def list_keys(name: str, request: Request) -> Response:
+        require_admin(request)
+        return JSONResponse({"object": "list", "data": await directory.list_keys(name)})
+
+    @app.delete("/v1/tenants/{name}/keys/{key_id}")
+    async def revoke_key(name: str, key_id: str, request: Request) -> Response:
+        require_admin(request)
+        await directory.revoke_key(name, key_id)
+        return JSONResponse({"revoked": key_id})
+
+    @app.get("/v1/tenants/{name}/usage")
+    async def tenant_usage(name: str, request: Request) -> Response:
+        require_admin(request)
+        return JSONResponse(await _budgets(router).usage(await directory.get(name)))
+
     @app.get("/healthz")
     async def healthz() -> Response:
         return JSONResponse({"status": "ok"})
@@ -141,17 +207,26 @@ def create_app(router: Router, *, load_classifier: bool = True) -> FastAPI:
     @app.get("/readyz")
     async def readyz() -> Response:
         classifier_loaded = router.is_classifier_loaded
+        if router.store is None:
+            redis_state = "not configured: no budgets, usage or admin API"
+        elif await router.store.ping():
+            redis_state = f"ok ({router.store.description})"
+        else:
+            redis_state = (
+                f"unavailable ({router.store.description}): degraded, tenants that fail open "
+                "are served without budgets, those that fail closed are refused"
+            )
         body = {
             "status": "ready" if classifier_loaded else "loading",
             "classifier": "loaded" if classifier_loaded else "not loaded",
             "upstreams": "configured" if router.is_dispatch_configured else "none configured",
-            "redis": "not used yet",
+            "redis": redis_state,
         }
         return JSONResponse(body, status_code=200 if classifier_loaded else 503)
 
     @app.exception_handler(ThinkrouteError)
     async def thinkroute_error(request: Request, exc: ThinkrouteError) -> Response:
-        return JSONResponse(exc.to_body(), status_code=exc.status_code)
+        return JSONResponse(exc.to_body(), status_code=exc.status_code, headers=exc.headers())
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -207,8 +282,18 @@ async def _sse(stream: StreamingCompletion) -> AsyncIterator[str]:
         yield f"data: {json.dumps(exc.to_body())}\n\n"
         return
     # Headers left before the cost was known; an SSE comment carries it (clients ignore it).
-    yield f": x-thinkroute-cost-usd={stream.cost_usd:.8f}\n\n"
+    yield f": x-thinkroute-cost-usd={stream.cost_usd:.6f}\n\n"
     yield "data: [DONE]\n\n"
+
+
+def _budgets(router: Router) -> Budgets:
+    if router.budgets is None:
+        raise StoreUnavailableError("usage is kept in Redis, and none is configured")
+    return router.budgets
+
+
+def _source(directory: TenantDirectory, name: str) -> str:
+    return "config" if name in directory.config_tenants else "api"
 
 
 def _latency_limit(request: Request) -> float | None:
@@ -224,7 +309,3 @@ def _latency_limit(request: Request) -> float | None:
     if not limit_ms > 0:
         raise InvalidRequestError(f"{LATENCY_LIMIT_HEADER} must be positive")
     return limit_ms / 1000.0
-
-
-def _digest(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()

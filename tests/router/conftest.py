@@ -21,7 +21,9 @@ FAST_PRICES = {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}
 REASONING_PRICES = {"input_cost_per_token": 5e-6, "output_cost_per_token": 2e-5}
 
 
-def proxy_config(upstream_url: str, **dispatch: Any) -> Any:
+def proxy_config(
+    upstream_url: str, *, tenants: list[dict[str, Any]] | None = None, **dispatch: Any
+) -> Any:
     def model(name: str, upstream_model: str, prices: dict[str, float]) -> dict[str, Any]:
         params = {"model": f"openai/{upstream_model}", "api_base": upstream_url,
                   "api_key": UPSTREAM_KEY}  # fmt: skip
@@ -45,6 +47,7 @@ def proxy_config(upstream_url: str, **dispatch: Any) -> Any:
                     "allowed_models": ["fast"],
                     "default_mode": "quality",
                 },
+                *(tenants or []),
             ],
             "dispatch": {"num_retries": 0, "timeout_s": 10, **dispatch},
         }

@@ -143,8 +143,9 @@ def test_concrete_model_passes_through_and_client_effort_is_respected(proxy, cle
 
 
 def test_tenant_cannot_call_a_model_outside_its_list(proxy):
-    with pytest.raises(openai.NotFoundError):
+    with pytest.raises(openai.PermissionDeniedError) as refused:
         client(proxy, key=BETA_KEY).chat.completions.create(model="reasoning", messages=ask(CHAT))
+    assert refused.value.code == "model_not_allowed"
 
 
 def test_fallback_to_fast_when_the_reasoning_model_fails(proxy, clean_upstream):
