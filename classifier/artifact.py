@@ -43,6 +43,7 @@ class HeadArtifact:
     include_system: bool = False
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    checksum: str = ""  # of the head's numbers, as stored: names this exact head
 
 
 def write_artifact(artifact: HeadArtifact, directory: str | Path, *, card: str) -> Path:
@@ -133,6 +134,7 @@ def _parse(document: dict[str, Any], path: Path) -> HeadArtifact:
         include_system=bool(document.get("text", {}).get("include_system", False)),
         metrics=document.get("metrics", {}),
         training=document.get("training", {}),
+        checksum=str(document["checksum"]),
     )
 
 

@@ -75,7 +75,16 @@ class DifficultyClassifier:
             return np.empty(0)
         return self.artifact.head.score(build_features(self.embedder, texts))
 
+    @property
+    def fingerprint(self) -> str:
+        """Names this head over this embedding model: scores cached under it stay valid."""
+        return self.artifact.checksum[:16] or "unversioned"
+
+    def text_of(self, messages: Sequence[Mapping[str, Any]]) -> str:
+        """The text that is scored for a chat (see :mod:`classifier.text`)."""
+        return text_for_scoring(messages, include_system=self.artifact.include_system)
+
     def score_messages(self, messages: Sequence[Mapping[str, Any]]) -> float:
-        """P(reasoning model does better) for one chat (see :mod:`classifier.text`)."""
-        text = text_for_scoring(messages, include_system=self.artifact.include_system)
+        """P(reasoning model does better) for one chat; an empty one scores 0."""
+        text = self.text_of(messages)
         return float(self.score_texts([text])[0]) if text else 0.0

@@ -33,6 +33,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from router.cache import CacheSettings
 from router.errors import ConfigError
 
 __all__ = [
@@ -203,9 +204,7 @@ class Config(_Strict):
     classifier: ClassifierConfig = ClassifierConfig()
     server: ServerConfig = ServerConfig()
     dispatch: DispatchConfig = DispatchConfig()
-    # Owned by the cache; accepted now so configs written for it load, and
-    # validated when it is wired in.
-    cache: dict[str, Any] = Field(default_factory=dict)
+    cache: CacheSettings = CacheSettings()
     redis: RedisConfig = RedisConfig()
     # Estimated output tokens per tier when a request sets no max_tokens (reasoning included).
     output_token_estimates: dict[TierName, int] = Field(

@@ -11,8 +11,9 @@ only authenticates, parses and formats around the same calls.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,16 @@ import anyio
 from classifier.model import DifficultyClassifier
 from router.accounting import Ticket, open_ticket, tolerant
 from router.budgets import Budgets, BudgetState
+from router.cache import (
+    ResponseCache,
+    ScoreCache,
+    bypass_requested,
+    cache_key,
+    chunks_from_response,
+    is_cacheable,
+    no_store_requested,
+    response_from_chunks,
+)
 from router.config import Config, TenantConfig, load_config
 from router.dispatch import Dispatcher, Served, Target, configure_litellm
 from router.errors import (
@@ -29,6 +40,7 @@ from router.errors import (
     InvalidRequestError,
     ModelNotFoundError,
     PermissionDeniedError,
+    StoreUnavailableError,
     UpstreamUnavailableError,
 )
 from router.policy import (
@@ -47,6 +59,8 @@ from router.store import Store
 __all__ = ["AUTO_MODELS", "Completion", "Router", "StreamingCompletion"]
 
 AUTO_MODELS = ("auto", *(f"auto:{mode}" for mode in MODES))
+# Whose cache entries an in-process Router without tenants reads and writes.
+ANONYMOUS_TENANT = "_"
 # Typical time to a full answer, used against latency limits until measured.
 TYPICAL_LATENCY_S = {"fast": 3.0, "reasoning": 30.0}
 NO_PROVIDER = (
@@ -67,6 +81,7 @@ class Completion:
     decision: RouteDecision
     served: Served
     cost_usd: float
+    cache: str = "bypass"  # hit | miss | bypass
 
 
 @dataclass
@@ -78,14 +93,26 @@ class StreamingCompletion:
     chunks: AsyncIterator[dict[str, Any]]
     cost_usd: float = 0.0
     usage: dict[str, Any] | None = field(default=None)
+    cache: str = "bypass"  # hit | miss | bypass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Plan:
+    """A decided request: where it goes, its cache entry, and (on a miss) its ticket."""
+
     decision: RouteDecision
     target: Target
     fallback: Target | None
-    ticket: Ticket
+    cache_key: str | None = None
+    may_store: bool = False
+    hit: dict[str, Any] | None = None
+    ticket: Ticket | None = None
+
+    @property
+    def cache_status(self) -> str:
+        if self.hit is not None:
+            return "hit"
+        return "miss" if self.cache_key else "bypass"
 
 
 class Router:
@@ -114,6 +141,8 @@ class Router:
             ttl = dispatch.timeout_s * (dispatch.num_retries + 1) * 2 + 60
             budgets = Budgets(store, reservation_ttl_s=ttl)
         self.budgets = budgets
+        self.cache = ResponseCache(store, config.cache) if store and config.cache.enabled else None
+        self._scores: ScoreCache | None = None
         self._classifier = classifier
         self._classifier_loader = classifier_loader or (
             lambda: DifficultyClassifier.load(
@@ -179,12 +208,14 @@ class Router:
         requested_effort: str | None = None,
         budget_state: BudgetState | None = None,
         fast_only_reason: str | None = None,
+        scores: tuple[float, float | None] | None = None,
     ) -> RouteDecision:
         """Where a request would go and why, without calling a model.
 
         ``budget_state`` (from :meth:`Budgets.state`) applies the tenant's
         budget and reasoning-share policy; ``fast_only_reason`` forces the
-        fast tier and says why.
+        fast tier and says why; ``scores`` (this turn's and the previous user
+        turn's) skip the classifier when already known.
         """
         default_mode = tenant.default_mode if tenant else "balanced"
         if model not in AUTO_MODELS:
@@ -212,9 +243,13 @@ class Router:
                 model=target.model if target else None,
                 reasoning_effort=requested_effort if requested_effort != "enabled" else None,
             )
-        score = self.classifier.score_messages(messages)
-        previous = _previous_turn(messages)
-        previous_score = self.classifier.score_messages(previous) if previous else None
+        if scores is None:
+            previous = _previous_turn(messages)
+            scores = (
+                self.classifier.score_messages(messages),
+                self.classifier.score_messages(previous) if previous else None,
+            )
+        score, previous_score = scores
         tiers = self._tier_targets() or {
             name: TierTarget(model=None, typical_latency_s=TYPICAL_LATENCY_S[name])  # type: ignore[arg-type]
             for name in ("fast", "reasoning")
@@ -252,12 +287,22 @@ class Router:
         *,
         tenant: TenantConfig | None = None,
         latency_limit_s: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Completion:
-        """Route and answer a non-streaming request."""
+        """Route and answer a non-streaming request.
+
+        ``headers`` are the client's, read for cache controls (``cache-control:
+        no-cache``); the body's ``cache`` field works too.
+        """
         request = _as_request(request)
         if request.stream:
             raise InvalidRequestError("use astream() for a streaming request", param="stream")
-        plan = await self._aplan(request, tenant, latency_limit_s)
+        plan = await self._aplan(request, tenant, latency_limit_s, headers or {})
+        if plan.hit is not None:
+            return Completion(response=plan.hit, decision=plan.decision,
+                              served=Served(plan.target, is_fallback=False), cost_usd=0.0,
+                              cache="hit")  # fmt: skip
+        assert plan.ticket is not None  # every miss holds a ticket
         try:
             response, served = await self.dispatcher.complete(
                 request.params_for_upstream(), plan.target, plan.fallback
@@ -266,8 +311,9 @@ class Router:
             await plan.ticket.release()
             raise
         charged = await plan.ticket.settle(served, response.get("usage"))
+        await self._store_answer(plan, served, response, tenant)
         return Completion(response=response, decision=plan.decision, served=served,
-                          cost_usd=charged)  # fmt: skip
+                          cost_usd=charged, cache=plan.cache_status)  # fmt: skip
 
     async def astream(
         self,
@@ -275,10 +321,21 @@ class Router:
         *,
         tenant: TenantConfig | None = None,
         latency_limit_s: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> StreamingCompletion:
-        """Route and start a streaming request; returns once the first chunk is ready."""
+        """Route and start a streaming request; returns once the first chunk is ready.
+
+        A cached answer is replayed as a stream, whichever kind of request stored it.
+        """
         request = _as_request(request)
-        plan = await self._aplan(request, tenant, latency_limit_s)
+        plan = await self._aplan(request, tenant, latency_limit_s, headers or {})
+        if plan.hit is not None:
+            replay = chunks_from_response(plan.hit, include_usage=request.include_usage)
+            return StreamingCompletion(decision=plan.decision,
+                                       served=Served(plan.target, is_fallback=False),
+                                       chunks=_replay(replay), usage=plan.hit.get("usage"),
+                                       cache="hit")  # fmt: skip
+        assert plan.ticket is not None  # every miss holds a ticket
         try:
             chunks, served = await self.dispatcher.stream(
                 request.params_for_upstream(), plan.target, plan.fallback
@@ -286,8 +343,14 @@ class Router:
         except BaseException:
             await plan.ticket.release()
             raise
-        result = StreamingCompletion(decision=plan.decision, served=served, chunks=_empty())
-        result.chunks = _metered(chunks, result, plan.ticket, include_usage=request.include_usage)
+        result = StreamingCompletion(decision=plan.decision, served=served, chunks=_empty(),
+                                     cache=plan.cache_status)  # fmt: skip
+
+        async def finished(recorded: list[dict[str, Any]]) -> None:
+            await self._store_answer(plan, served, response_from_chunks(recorded), tenant)
+
+        result.chunks = _metered(chunks, result, plan.ticket, finished,
+                                 include_usage=request.include_usage)  # fmt: skip
         return result
 
     def completion(self, request: ChatRequest | Mapping[str, Any], **kwargs: Any) -> Completion:
@@ -297,9 +360,16 @@ class Router:
     # -- helpers ------------------------------------------------------------------
 
     async def _aplan(
-        self, request: ChatRequest, tenant: TenantConfig | None, latency_limit_s: float | None
+        self,
+        request: ChatRequest,
+        tenant: TenantConfig | None,
+        latency_limit_s: float | None,
+        headers: Mapping[str, str],
     ) -> _Plan:
-        """Decide, then reserve the estimated cost; degrade to fast if only that fits."""
+        """Decide, look in the cache, and on a miss reserve the estimated cost.
+
+        A tenant whose budget covers only the fast tier is degraded to it here.
+        """
         routed = request.model in AUTO_MODELS and request.requested_effort is None
         state = None
         needs_state = tenant is not None and (
@@ -307,25 +377,109 @@ class Router:
         )
         if self.budgets is not None and tenant is not None and routed and needs_state:
             state = await tolerant(tenant, self.budgets.state(tenant))
-        # Scoring is CPU work: a thread keeps the event loop serving other requests.
-        decision, target, fallback = await asyncio.to_thread(
-            self._plan, request, tenant, latency_limit_s, state, None
-        )
+        scores = await self._ascores(request.messages) if routed else None
+        plan = self._plan(request, tenant, latency_limit_s, state, None, scores)
+        self._find_cache_entry(plan, request, tenant, headers)
+        if plan.cache_key is not None and self.cache is not None:
+            plan.hit = await self.cache.get(plan.cache_key)
+            if plan.hit is not None:
+                await self._record_cache_hit(tenant)
+                return plan
         try:
-            ticket = await open_ticket(
-                self.config, self.budgets, tenant, request, decision, target, routed=routed
-            )
+            plan.ticket = await open_ticket(
+                self.config, self.budgets, tenant, request, plan.decision, plan.target,
+                routed=routed,
+            )  # fmt: skip
         except BudgetExceededError:
             degradable = tenant is not None and tenant.budget.on_exhaustion == "degrade"
-            if decision.tier != "reasoning" or not degradable:
+            if plan.decision.tier != "reasoning" or not degradable:
                 raise
-            decision, target, fallback = await asyncio.to_thread(
-                self._plan, request, tenant, latency_limit_s, state, BUDGET_DEGRADED
-            )
-            ticket = await open_ticket(
-                self.config, self.budgets, tenant, request, decision, target, routed=routed
-            )
-        return _Plan(decision, target, fallback, ticket)
+            plan = self._plan(request, tenant, latency_limit_s, state, BUDGET_DEGRADED, scores)
+            self._find_cache_entry(plan, request, tenant, headers)
+            plan.ticket = await open_ticket(
+                self.config, self.budgets, tenant, request, plan.decision, plan.target,
+                routed=routed,
+            )  # fmt: skip
+        return plan
+
+    async def _ascores(self, messages: Sequence[Mapping[str, Any]]) -> tuple[float, float | None]:
+        """This turn's score and the previous user turn's, for a routed request.
+
+        Scores another replica computed come from Redis; the rest from the
+        classifier, in a thread, since embedding is CPU work the event loop
+        must not wait on.
+        """
+        if not self.is_classifier_loaded:
+            await asyncio.to_thread(lambda: self.classifier)
+        classifier = self.classifier
+        previous = _previous_turn(messages)
+        texts = [classifier.text_of(messages)]
+        if previous:
+            texts.append(classifier.text_of(previous))
+        scores: dict[str, float] = {"": 0.0}  # nothing to score: no sign of difficulty
+        wanted = [text for text in dict.fromkeys(texts) if text not in scores]
+        shared = self._score_cache()
+        if shared is not None and wanted:
+            for text, score in zip(wanted, await shared.get_many(wanted), strict=True):
+                if score is not None:
+                    scores[text] = score
+        missing = [text for text in wanted if text not in scores]
+        if missing:
+            computed = await asyncio.to_thread(classifier.score_texts, missing)
+            fresh = {text: float(score) for text, score in zip(missing, computed, strict=True)}
+            scores.update(fresh)
+            if shared is not None:
+                await shared.put_many(fresh)
+        return scores[texts[0]], scores[texts[1]] if previous else None
+
+    def _score_cache(self) -> ScoreCache | None:
+        if self._scores is None and self.store is not None:
+            self._scores = ScoreCache(self.store, namespace=self.classifier.fingerprint)
+        return self._scores
+
+    def _find_cache_entry(
+        self,
+        plan: _Plan,
+        request: ChatRequest,
+        tenant: TenantConfig | None,
+        headers: Mapping[str, str],
+    ) -> None:
+        """Name the plan's cache entry, unless this request is not to be read from cache."""
+        plan.cache_key, plan.may_store = None, False
+        if self.cache is None or not is_cacheable(request, self.cache.settings):
+            return
+        if bypass_requested(request, headers):
+            plan.may_store = False
+            return
+        plan.cache_key = cache_key(
+            tenant=tenant.name if tenant else ANONYMOUS_TENANT,
+            request=request,
+            model=plan.target.model_name,
+            reasoning_effort=plan.target.reasoning_effort,
+        )
+        plan.may_store = not no_store_requested(request, headers)
+
+    async def _store_answer(
+        self,
+        plan: _Plan,
+        served: Served,
+        response: dict[str, Any],
+        tenant: TenantConfig | None,
+    ) -> None:
+        # A fallback's answer is not what the key's model would have said: not cached.
+        if self.cache is None or plan.cache_key is None or not plan.may_store:
+            return
+        if served.is_fallback:
+            return
+        ttl = (tenant.cache_ttl_s if tenant else None) or self.cache.settings.ttl_s
+        await self.cache.put(plan.cache_key, response, ttl_s=ttl)
+
+    async def _record_cache_hit(self, tenant: TenantConfig | None) -> None:
+        if self.budgets is None or tenant is None:
+            return
+        # A hit is free: losing its count to a Redis fault costs nobody anything.
+        with contextlib.suppress(StoreUnavailableError):
+            await self.budgets.record_cache_hit(tenant)
 
     def _plan(
         self,
@@ -334,7 +488,8 @@ class Router:
         latency_limit_s: float | None,
         state: BudgetState | None,
         fast_only_reason: str | None,
-    ) -> tuple[RouteDecision, Target, Target | None]:
+        scores: tuple[float, float | None] | None,
+    ) -> _Plan:
         decision = self.decide(
             request.messages,
             model=request.model,
@@ -343,6 +498,7 @@ class Router:
             requested_effort=request.requested_effort,
             budget_state=state,
             fast_only_reason=fast_only_reason,
+            scores=scores,
         )
         if not self.is_dispatch_configured and decision.tier != "direct":
             raise UpstreamUnavailableError(NO_PROVIDER, code="no_provider_configured")
@@ -357,7 +513,7 @@ class Router:
                 other_deployment = self.config.deployment(other.model)
                 assert other_deployment is not None
                 fallback = Target(other_deployment, other.reasoning_effort)
-        return decision, target, fallback
+        return _Plan(decision, target, fallback)
 
     def _direct(self, model: str, tenant: TenantConfig | None, mode: str) -> RouteDecision:
         if model.startswith("auto:") or self.config.deployment(model) is None:
@@ -403,10 +559,16 @@ async def _empty() -> AsyncIterator[dict[str, Any]]:
     yield  # pragma: no cover - makes this an async generator
 
 
+async def _replay(chunks: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    for chunk in chunks:
+        yield chunk
+
+
 async def _metered(
     chunks: AsyncIterator[dict[str, Any]],
     result: StreamingCompletion,
     ticket: Ticket,
+    finished: Callable[[list[dict[str, Any]]], Awaitable[None]],
     *,
     include_usage: bool,
 ) -> AsyncIterator[dict[str, Any]]:
@@ -414,10 +576,13 @@ async def _metered(
 
     A stream that ends early, cut by the upstream or by the client going away, has no
     usage chunk: it is charged for the text it produced (see :meth:`Ticket.settle`).
+    A stream that ends well is handed to ``finished`` whole, to be cached.
     """
     produced: list[str] = []
+    recorded: list[dict[str, Any]] = []
     try:
         async for chunk in chunks:
+            recorded.append(chunk)
             usage = chunk.get("usage")
             if usage:
                 result.usage = usage
@@ -432,6 +597,7 @@ async def _metered(
                 if not include_usage:
                     chunk = {k: v for k, v in chunk.items() if k != "usage"}
             yield chunk
+        await finished(recorded)
     finally:
         # Shielded: a client that disconnects cancels this task, and the books must still close.
         with anyio.CancelScope(shield=True):

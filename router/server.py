@@ -101,18 +101,24 @@ def create_app(
         request_id = uuid.uuid4().hex
         started = time.perf_counter()
         if chat.stream:
-            stream = await router.astream(chat, tenant=tenant, latency_limit_s=latency_limit_s)
+            stream = await router.astream(chat, tenant=tenant, latency_limit_s=latency_limit_s,
+                                          headers=request.headers)  # fmt: skip
             headers = _decision_headers(stream.decision, stream.served.target.model_name,
                                         stream.served.is_fallback, request_id)  # fmt: skip
+            headers["x-thinkroute-cache"] = stream.cache
+            if stream.cache == "hit":
+                headers["x-thinkroute-cost-usd"] = "0.000000"
             return StreamingResponse(_sse(stream), media_type="text/event-stream", headers=headers)
-        done = await router.acompletion(chat, tenant=tenant, latency_limit_s=latency_limit_s)
+        done = await router.acompletion(chat, tenant=tenant, latency_limit_s=latency_limit_s,
+                                        headers=request.headers)  # fmt: skip
         headers = _decision_headers(done.decision, done.served.target.model_name,
                                     done.served.is_fallback, request_id)  # fmt: skip
         headers["x-thinkroute-cost-usd"] = f"{done.cost_usd:.6f}"
+        headers["x-thinkroute-cache"] = done.cache
         logger.info(
-            "request %s tenant=%s tier=%s model=%s cost_usd=%.8f seconds=%.3f",
+            "request %s tenant=%s tier=%s model=%s cache=%s cost_usd=%.6f seconds=%.3f",
             request_id, tenant.name, done.decision.tier, done.served.target.model_name,
-            done.cost_usd, time.perf_counter() - started,
+            done.cache, done.cost_usd, time.perf_counter() - started,
         )  # fmt: skip
         return JSONResponse(done.response, headers=headers)
 
