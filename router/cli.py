@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -71,6 +72,9 @@ def _run_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    # A SIGTERM before uvicorn installs its own handler must still unwind the
+    # ExitStack below, so the embedded Redis is stopped rather than orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     if args.config:
         config = load_config(args.config, os.environ)
         print(f"thinkroute: config {args.config}")
@@ -130,6 +134,23 @@ def _run_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_hash_key_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "key", nargs="?", help="the API key (default: read one line from stdin, kept off the "
+        "shell history)",
+    )  # fmt: skip
+
+
+def _run_hash_key(args: argparse.Namespace) -> int:
+    from router.config import hash_api_key
+
+    key = args.key if args.key is not None else sys.stdin.readline().strip()
+    if len(key) < 8:
+        raise SystemExit("an API key must be at least 8 characters")
+    print(f"sha256:{hash_api_key(key)}")
+    return 0
+
+
 def _pairs(values: list[str], flag: str) -> dict[str, float]:
     result = {}
     for value in values:
@@ -164,6 +185,11 @@ COMMANDS = {
     ),
     "route": ("show where one question would go, and why", _add_route_arguments, _run_route),
     "serve": ("run the OpenAI-compatible proxy", _add_serve_arguments, _run_serve),
+    "hash-key": (
+        "print the digest of an API key, for a config's api_key_hashes",
+        _add_hash_key_arguments,
+        _run_hash_key,
+    ),
     "sim-upstream": (
         "run a simulated OpenAI upstream for tests, demos and benchmarks",
         _add_sim_arguments,

@@ -11,8 +11,10 @@ then talks to it exactly as to an external Redis.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -23,6 +25,7 @@ import redis
 __all__ = ["EmbeddedRedis", "default_data_dir", "server_binary"]
 
 STARTUP_TIMEOUT_S = 10.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def server_binary() -> str:
@@ -41,6 +44,15 @@ def server_binary() -> str:
     if not os.access(binary, os.X_OK):
         binary.chmod(binary.stat().st_mode | 0o111)
     return str(binary)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to stop it if the proxy dies without cleanup."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: stop() still runs on a clean exit
+        pass
 
 
 def default_data_dir() -> Path:
@@ -78,7 +90,13 @@ class EmbeddedRedis:
             "--loglevel", "warning",
             "--logfile", str(self.data_dir / "redis.log"),
         ]  # fmt: skip
-        self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+        self._process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,  # it logs to its logfile; an inherited pipe would
+            stderr=subprocess.DEVNULL,  # keep a caller reading our output waiting on it
+            preexec_fn=_die_with_parent,
+        )
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

@@ -164,3 +164,16 @@ def test_damaged_model_is_a_one_line_error(tmp_path, capsys):
     (tmp_path / "head.json").write_text("{")
     assert main(["route", "--model", str(tmp_path), "hello"]) == 2
     assert "damaged" in capsys.readouterr().err
+
+
+def test_hash_key_prints_a_digest_a_config_accepts(capsys, monkeypatch):
+    from router.config import build_config
+
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("sk-hashed-0123456789\n"))
+    assert main(["hash-key"]) == 0
+    digest = capsys.readouterr().out.strip()
+    assert digest.startswith("sha256:") and "sk-hashed" not in digest
+    config = build_config({"tenants": [{"name": "acme", "api_key_hashes": [digest]}]})
+    from router.config import hash_api_key
+
+    assert config.tenants[0].key_digests == [hash_api_key("sk-hashed-0123456789")]

@@ -2,7 +2,15 @@
 
 import pytest
 
-from router.policy import RouteDecision, TierTarget, decide, effort_for, explain, route_request
+from router.policy import (
+    RouteDecision,
+    TierTarget,
+    decide,
+    effort_for,
+    explain,
+    reasoning_share_floor,
+    route_request,
+)
 
 THRESHOLDS = {"cheap": 0.8, "balanced": 0.5, "quality": 0.2}
 
@@ -85,3 +93,30 @@ def test_route_request(score, previous, limit, tier, effort, reason):
 )
 def test_effort_follows_the_score_band(score, base, effort):
     assert effort_for(score, 0.5, base) == effort
+
+
+def test_share_cap_holds_over_every_window_and_prefers_the_hardest():
+    window, cap = 20, 0.25
+    recent: list[tuple[str, float]] = []
+    tiers = []
+    for i in range(200):
+        score = 0.95 if i % 5 == 0 else 0.6  # a fifth very hard, the rest above threshold
+        floor = reasoning_share_floor(recent, max_share=cap, window=window)
+        tier = "reasoning" if score >= max(0.5, floor) else "fast"
+        tiers.append((tier, score))
+        recent.insert(0, (tier, score))
+    for start in range(len(tiers) - window + 1):
+        assert [t for t, _ in tiers[start : start + window]].count("reasoning") <= cap * window
+    chosen = [score for tier, score in tiers[window:] if tier == "reasoning"]
+    assert chosen and min(chosen) == 0.95  # once warmed up, only the hardest reason
+
+
+def test_constraints_send_reasoning_fast_and_say_why():
+    tiers = {"fast": TierTarget("fast"), "reasoning": TierTarget("reasoning", "medium")}
+    common = {"mode": "balanced", "thresholds": {"balanced": 0.5}, "tiers": tiers}
+    assert route_request(0.9, threshold_floor=0.95, **common).reason == "reasoning_share_cap"
+    degraded = route_request(0.9, fast_only_reason="budget_nearly_spent", **common)
+    assert (degraded.tier, degraded.reason) == ("fast", "budget_nearly_spent")
+    only_reasoning = route_request(0.1, allowed_tiers=("reasoning",), **common)
+    assert (only_reasoning.tier, only_reasoning.reason) == ("reasoning", "tier_not_allowed")
+    assert route_request(0.9, threshold_floor=0.5, **common).tier == "reasoning"

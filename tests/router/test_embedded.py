@@ -1,0 +1,71 @@
+"""The embedded Redis that `thinkroute serve` starts when no Redis is configured."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import redis
+
+from router.embedded import EmbeddedRedis
+
+
+def client(server: EmbeddedRedis) -> redis.Redis:
+    return redis.Redis(unix_socket_path=str(server.socket_path), socket_timeout=2)
+
+
+def test_starts_keeps_data_across_restarts_and_stops_cleanly(tmp_path):
+    with EmbeddedRedis(tmp_path) as server:
+        assert server.url.startswith("unix://")
+        with client(server) as c:
+            c.set("thinkroute:test", "kept")
+        pid = server._process.pid
+    assert not server.is_running
+    with pytest.raises(ProcessLookupError):  # the process is gone, not orphaned
+        os.kill(pid, 0)
+    with EmbeddedRedis(tmp_path) as again, client(again) as c:
+        assert c.get("thinkroute:test") == b"kept"  # append-only file survived the restart
+
+
+def test_a_stale_socket_from_a_killed_server_does_not_block_a_new_one(tmp_path):
+    server = EmbeddedRedis(tmp_path, persist=False).start()
+    server._process.kill()
+    server._process.wait()
+    assert server.socket_path.exists()
+    with EmbeddedRedis(tmp_path, persist=False) as fresh, client(fresh) as c:
+        assert c.ping()
+
+
+def test_serve_starts_and_stops_its_embedded_redis(tmp_path):
+    """`thinkroute serve` with no REDIS_URL runs its own server and takes it down on exit."""
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update(THINKROUTE_API_KEY="sk-embedded-test-key", LITELLM_LOCAL_MODEL_COST_MAP="True",
+               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")  # fmt: skip
+    command = [sys.executable, "-m", "router.cli", "serve", "--port", "0", "--data-dir",
+               str(tmp_path / "data")]  # fmt: skip
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)  # fmt: skip
+    socket = tmp_path / "data" / "redis.sock"
+    try:
+        deadline = time.monotonic() + 60
+        while not socket.exists() and time.monotonic() < deadline:
+            assert process.poll() is None, process.stdout.read()
+            time.sleep(0.1)
+        with redis.Redis(unix_socket_path=str(socket), socket_timeout=2) as c:
+            assert c.ping()
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=60)
+    assert "embedded Redis" in output
+    assert not socket.exists() or not _answers(socket)
+
+
+def _answers(socket) -> bool:
+    try:
+        with redis.Redis(unix_socket_path=str(socket), socket_timeout=1) as c:
+            return bool(c.ping())
+    except (redis.RedisError, OSError):
+        return False

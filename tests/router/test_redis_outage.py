@@ -1,0 +1,73 @@
+"""Redis stopped under a running proxy, then started again: served throughout, books resume."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from router.embedded import EmbeddedRedis
+from router.proxy import Router
+from router.server import create_app
+from router.simulator import BackgroundServer
+from router.store import RETRY_AFTER_FAILURE_S, Store
+from tests.router.conftest import proxy_config
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Accessing the 'model_(computed_)?fields' attribute:DeprecationWarning",
+    "ignore:Items? .* on TypedDict class .* using the `ReadOnly` qualifier:UserWarning",
+)
+KEY = "sk-outage-0123456789"
+
+
+def ask(server: BackgroundServer, text: str) -> httpx.Response:
+    body = {"model": "fast", "temperature": 0, "max_tokens": 16,
+            "messages": [{"role": "user", "content": text}]}  # fmt: skip
+    return httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=30,
+                      headers={"authorization": f"Bearer {KEY}"})  # fmt: skip
+
+
+def spend(server: BackgroundServer) -> tuple[int, float]:
+    day = httpx.get(f"{server.url}/v1/usage", headers={"authorization": f"Bearer {KEY}"}).json()
+    return day["day"]["requests"], day["day"]["spend_usd"]
+
+
+def test_redis_going_away_and_coming_back(tmp_path, classifier, clean_upstream):
+    redis_server = EmbeddedRedis(tmp_path, persist=True).start()
+    tenants = [{"name": "outage", "api_keys": [KEY], "budget": {"daily_usd": 5.0}}]
+    config = proxy_config(clean_upstream.base_url, tenants=tenants)
+    router = Router(config=config, classifier=classifier,
+                    store=Store.from_url(redis_server.url, timeout_s=0.3))  # fmt: skip
+    try:
+        with BackgroundServer(create_app(router)) as proxy:
+            first = ask(proxy, "before the outage")
+            assert ask(proxy, "before the outage").headers["x-thinkroute-cache"] == "hit"
+            assert spend(proxy) == (1, float(first.headers["x-thinkroute-cost-usd"]))
+
+            redis_server.stop()
+            during = [ask(proxy, f"during the outage {i}") for i in range(3)]
+            assert [r.status_code for r in during] == [200, 200, 200]
+            assert ask(proxy, "before the outage").headers["x-thinkroute-cache"] == "miss"
+            assert (
+                httpx.get(
+                    f"{proxy.url}/v1/usage", headers={"authorization": f"Bearer {KEY}"}
+                ).status_code
+                == 503
+            )
+
+            redis_server.start()  # same data directory: the books survive
+            time.sleep(RETRY_AFTER_FAILURE_S + 0.1)
+            after = ask(proxy, "after the outage")
+            assert after.status_code == 200
+            requests, spent = spend(proxy)
+            # Served during the outage without books (the tenant fails open); nothing
+            # counted twice; accounting resumes with the next request.
+            assert requests == 2
+            expected = float(first.headers["x-thinkroute-cost-usd"]) + float(
+                after.headers["x-thinkroute-cost-usd"]
+            )
+            assert spent == pytest.approx(expected, abs=1e-9)
+            assert ask(proxy, "after the outage").headers["x-thinkroute-cache"] == "hit"
+    finally:
+        redis_server.stop()
