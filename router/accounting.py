@@ -48,6 +48,8 @@ class Ticket:
     baseline: ModelDeployment | None  # the reasoning tier, for "savings against always-reasoning"
     routed: bool
     _closed: bool = False
+    # Set by settle(): what always-reasoning would have cost for the same usage, in USD.
+    baseline_usd: float = 0.0
 
     async def settle(
         self,
@@ -72,9 +74,11 @@ class Ticket:
         if self._closed:
             return charged
         self._closed = True
+        baseline = cost_usd(self.baseline, usage) if self.baseline is not None else charged
+        # A lower bound: the reasoning model would also have spent reasoning tokens.
+        self.baseline_usd = max(baseline, charged)
         if self.budgets is None or self.reservation is None:
             return charged
-        baseline = cost_usd(self.baseline, usage) if self.baseline is not None else charged
         try:
             await self.budgets.settle(
                 self.reservation,

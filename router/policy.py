@@ -6,6 +6,7 @@ LiteLLM, so every rule can be tested as a table of inputs and outputs.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -176,12 +177,19 @@ def reasoning_share_floor(
     used = sum(1 for tier, _ in latest if tier == "reasoning")
     if used + 1 > max_share * window:
         return math.inf
-    scores = sorted(score for _, score in recent[:window])
+    scores = sorted((score for _, score in recent[:window]), reverse=True)
     if len(scores) < 10:
         return -math.inf
-    # The score with max_share of the recent ones at or above it.
-    index = min(len(scores) - 1, max(0, math.ceil(len(scores) * (1.0 - max_share)) - 1))
-    return scores[index]
+    # The lowest score with at most max_share of the recent ones at or above it; if even
+    # the top score's ties exceed that share, the top score (the guard does the rest).
+    allowed = max_share * len(scores)
+    floor, taken = scores[0], 0
+    for score, ties in itertools.groupby(scores):
+        taken += len(list(ties))
+        if taken > allowed:
+            break
+        floor = score
+    return floor
 
 
 def explain(decision: RouteDecision) -> str:

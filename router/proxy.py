@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +57,7 @@ from router.policy import (
 from router.requests import ChatRequest, parse_chat_request
 from router.store import Store
 
-__all__ = ["AUTO_MODELS", "Completion", "Router", "StreamingCompletion"]
+__all__ = ["AUTO_MODELS", "Completion", "Router", "StreamingCompletion", "Timings"]
 
 AUTO_MODELS = ("auto", *(f"auto:{mode}" for mode in MODES))
 # Whose cache entries an in-process Router without tenants reads and writes.
@@ -67,6 +68,15 @@ NO_PROVIDER = (
     "no model provider is configured: set OPENAI_API_KEY, ANTHROPIC_API_KEY or "
     "OLLAMA_API_BASE, or start the proxy with --config FILE"
 )
+
+
+@dataclass(slots=True)
+class Timings:
+    """Where a request's time and money went, for metrics and logs."""
+
+    routing_s: float = 0.0  # scoring and policy: the decision's own time
+    upstream_s: float = 0.0  # the model call (to the first chunk, for a stream)
+    baseline_usd: float = 0.0  # the same usage at the reasoning tier's prices
 
 
 @dataclass
@@ -82,6 +92,7 @@ class Completion:
     served: Served
     cost_usd: float
     cache: str = "bypass"  # hit | miss | bypass
+    timings: Timings = field(default_factory=lambda: Timings())
 
 
 @dataclass
@@ -94,6 +105,7 @@ class StreamingCompletion:
     cost_usd: float = 0.0
     usage: dict[str, Any] | None = field(default=None)
     cache: str = "bypass"  # hit | miss | bypass
+    timings: Timings = field(default_factory=lambda: Timings())
 
 
 @dataclass(slots=True)
@@ -107,6 +119,7 @@ class _Plan:
     may_store: bool = False
     hit: dict[str, Any] | None = None
     ticket: Ticket | None = None
+    routing_s: float = 0.0
 
     @property
     def cache_status(self) -> str:
@@ -301,8 +314,9 @@ class Router:
         if plan.hit is not None:
             return Completion(response=plan.hit, decision=plan.decision,
                               served=Served(plan.target, is_fallback=False), cost_usd=0.0,
-                              cache="hit")  # fmt: skip
+                              cache="hit", timings=Timings(plan.routing_s))  # fmt: skip
         assert plan.ticket is not None  # every miss holds a ticket
+        started = time.perf_counter()
         try:
             response, served = await self.dispatcher.complete(
                 request.params_for_upstream(), plan.target, plan.fallback
@@ -310,10 +324,12 @@ class Router:
         except BaseException:
             await plan.ticket.release()
             raise
+        upstream_s = time.perf_counter() - started
         charged = await plan.ticket.settle(served, response.get("usage"))
         await self._store_answer(plan, served, response, tenant)
+        timings = Timings(plan.routing_s, upstream_s, plan.ticket.baseline_usd)
         return Completion(response=response, decision=plan.decision, served=served,
-                          cost_usd=charged, cache=plan.cache_status)  # fmt: skip
+                          cost_usd=charged, cache=plan.cache_status, timings=timings)  # fmt: skip
 
     async def astream(
         self,
@@ -334,8 +350,9 @@ class Router:
             return StreamingCompletion(decision=plan.decision,
                                        served=Served(plan.target, is_fallback=False),
                                        chunks=_replay(replay), usage=plan.hit.get("usage"),
-                                       cache="hit")  # fmt: skip
+                                       cache="hit", timings=Timings(plan.routing_s))  # fmt: skip
         assert plan.ticket is not None  # every miss holds a ticket
+        started = time.perf_counter()
         try:
             chunks, served = await self.dispatcher.stream(
                 request.params_for_upstream(), plan.target, plan.fallback
@@ -343,8 +360,9 @@ class Router:
         except BaseException:
             await plan.ticket.release()
             raise
+        timings = Timings(plan.routing_s, time.perf_counter() - started)
         result = StreamingCompletion(decision=plan.decision, served=served, chunks=_empty(),
-                                     cache=plan.cache_status)  # fmt: skip
+                                     cache=plan.cache_status, timings=timings)  # fmt: skip
 
         async def finished(recorded: list[dict[str, Any]]) -> None:
             await self._store_answer(plan, served, response_from_chunks(recorded), tenant)
@@ -370,6 +388,7 @@ class Router:
 
         A tenant whose budget covers only the fast tier is degraded to it here.
         """
+        started = time.perf_counter()
         routed = request.model in AUTO_MODELS and request.requested_effort is None
         state = None
         needs_state = tenant is not None and (
@@ -379,6 +398,7 @@ class Router:
             state = await tolerant(tenant, self.budgets.state(tenant))
         scores = await self._ascores(request.messages) if routed else None
         plan = self._plan(request, tenant, latency_limit_s, state, None, scores)
+        plan.routing_s = time.perf_counter() - started
         self._find_cache_entry(plan, request, tenant, headers)
         if plan.cache_key is not None and self.cache is not None:
             plan.hit = await self.cache.get(plan.cache_key)
@@ -395,6 +415,7 @@ class Router:
             if plan.decision.tier != "reasoning" or not degradable:
                 raise
             plan = self._plan(request, tenant, latency_limit_s, state, BUDGET_DEGRADED, scores)
+            plan.routing_s = time.perf_counter() - started
             self._find_cache_entry(plan, request, tenant, headers)
             plan.ticket = await open_ticket(
                 self.config, self.budgets, tenant, request, plan.decision, plan.target,
@@ -604,3 +625,4 @@ async def _metered(
             result.cost_usd = await ticket.settle(
                 result.served, result.usage, produced_text="".join(produced)
             )
+            result.timings.baseline_usd = ticket.baseline_usd

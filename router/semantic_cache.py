@@ -498,31 +498,36 @@ _NEGATIONS = {
     **dict.fromkeys(
         _vocabulary("not no never none nobody nothing nowhere neither nor non cannot nope"), "not"
     ),
-    "without": "without",
     **dict.fromkeys(_vocabulary("except excluding exclude excluded besides"), "except"),
+    "without": "without",
     "unless": "unless",
 }
+# Words whose opposite (or absence) changes the answer; compared as a multiset.
 _DIRECTIONS = frozenset(
-    _vocabulary("""more less fewer most least greater greatest larger largest bigger biggest smaller
-    smallest higher highest lower lowest longer longest shorter shortest older oldest younger
-    youngest faster fastest slower slowest better best worse worst above below over under
-    maximum minimum max min maximize minimize maximise minimise maximal minimal increase
-    increases increased increasing decrease decreases decreased decreasing ascending
-    descending rise rises fall falls before after earlier later previous next last top bottom
-    up down left right north south east west positive negative even odd true false add plus
-    sum subtract minus difference multiply times product divide divided quotient buy sell
-    win lose all every always some sometimes only same different equal inside outside
-    start end beginning""")
+    _vocabulary("""
+    more less fewer most least greater greatest larger largest bigger biggest smaller smallest
+    higher highest lower lowest longer longest shorter shortest older oldest younger youngest
+    faster fastest slower slowest better best worse worst above below over under maximum
+    minimum max min maximize minimize maximise minimise maximal minimal increase increases
+    increased increasing decrease decreases decreased decreasing ascending descending rise
+    rises fall falls before after earlier later previous next last top bottom up down left
+    right north south east west positive negative even odd true false add plus sum subtract
+    minus difference multiply times product divide divided quotient buy sell win lose all
+    every always some sometimes only same different equal inside outside start end beginning
+    """)
 )
-_UNITS = _vocabulary("""zero one two three four five six seven eight nine ten eleven twelve thirteen
-    fourteen fifteen sixteen seventeen eighteen nineteen""")
-_ORDINALS = _vocabulary("""first second third fourth fifth sixth seventh eighth ninth tenth eleventh
-    twelfth""")
+_UNITS = _vocabulary("""
+    zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen
+    fifteen sixteen seventeen eighteen nineteen
+""")
 _TENS = _vocabulary("twenty thirty forty fifty sixty seventy eighty ninety")
+_ORDINALS = _vocabulary(
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth"
+)
 _NUMBER_WORDS = {
     **{word: str(n) for n, word in enumerate(_UNITS)},
     **{word: str(20 + 10 * n) for n, word in enumerate(_TENS)},
-    **{word: f"{n}th" for n, word in enumerate(_ORDINALS, start=1)},  # as "1st" gives
+    **{word: f"#{n}" for n, word in enumerate(_ORDINALS, start=1)},  # as "1st" gives
     "hundred": "100",
     "thousand": "1000",
     "million": "1000000",
@@ -537,29 +542,31 @@ _NUMBER_WORDS = {
 # determiners, auxiliaries, conjunctions, politeness, and the imperatives that
 # start instructions. Anything else capitalised counts as a name.
 _OPENERS = frozenset(
-    _vocabulary("""a an the this that these those there here it its i you we they he she my your our
-    their his her me us them what which who whom whose when where why how whether if then
-    so but and or also now next first finally after before given each every all some any
-    no not yes is are was were be been am do does did have has had can could would will
-    shall should may might must please thanks thank hi hello hey dear ok okay sure well
-    in on at for from to of by with as about into than like just only again instead
-    however therefore thus hence meanwhile similarly additionally furthermore moreover
-    still yet although though because since while until unless suppose assume consider
-    imagine let write explain describe tell give list find calculate compute solve
-    determine show prove create make generate provide suggest summarize summarise translate
-    convert identify classify compare evaluate simplify rewrite use answer choose select
-    pick fill complete predict implement design plan draft compose edit correct check
-    verify name rank sort count estimate analyze analyse discuss define outline brainstorm
-    recommend help act pretend respond reply read return output input question note task
-    quick one two three another other many much most more few several both either neither
-    such same very really actually maybe perhaps hmm""")
+    _vocabulary("""
+    a an the this that these those there here it its i you we they he she my your our their
+    his her me us them what which who whom whose when where why how whether if then so but
+    and or also now next first finally after before given each every all some any no not
+    yes is are was were be been am do does did have has had can could would will shall
+    should may might must please thanks thank hi hello hey dear ok okay sure well in on at
+    for from to of by with as about into than like just only again instead however
+    therefore thus hence meanwhile similarly additionally furthermore moreover still yet
+    although though because since while until unless suppose assume consider imagine let
+    write explain describe tell give list find calculate compute solve determine show prove
+    create make generate provide suggest summarize summarise translate convert identify
+    classify compare evaluate simplify rewrite use answer choose select pick fill complete
+    predict implement design plan draft compose edit correct check verify name rank sort
+    count estimate analyze analyse discuss define outline brainstorm recommend help act
+    pretend respond reply read return output input question note task quick one two three
+    another other many much most more few several both either neither such same very
+    really actually maybe perhaps hmm
+    """)
 )
 
 
 def _canonical_number(match: re.Match[str]) -> str:
     digits = (match["int"] or "").replace(",", "") + (match["frac"] or match["bare"] or "")
     if match["ord"]:
-        return f"{int(match['int'] or 0)}th"
+        return f"#{int(match['int'] or 0)}"
     try:
         value = format(Decimal(digits).normalize(), "f")
     except InvalidOperation:

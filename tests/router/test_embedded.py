@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
 
+import httpx
 import pytest
 import redis
 
@@ -44,23 +46,36 @@ def test_serve_starts_and_stops_its_embedded_redis(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env.update(THINKROUTE_API_KEY="sk-embedded-test-key", LITELLM_LOCAL_MODEL_COST_MAP="True",
                HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")  # fmt: skip
-    command = [sys.executable, "-m", "router.cli", "serve", "--port", "0", "--data-dir",
+    port = _free_port()
+    command = [sys.executable, "-m", "router.cli", "serve", "--port", str(port), "--data-dir",
                str(tmp_path / "data")]  # fmt: skip
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)  # fmt: skip
-    socket = tmp_path / "data" / "redis.sock"
+    socket_path = tmp_path / "data" / "redis.sock"
     try:
-        deadline = time.monotonic() + 60
-        while not socket.exists() and time.monotonic() < deadline:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
             assert process.poll() is None, process.stdout.read()
-            time.sleep(0.1)
-        with redis.Redis(unix_socket_path=str(socket), socket_timeout=2) as c:
-            assert c.ping()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz").json()
+        assert ready["redis"].startswith("ok (unix://")
+        assert _answers(socket_path)
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=60)
     assert "embedded Redis" in output
-    assert not socket.exists() or not _answers(socket)
+    assert not _answers(socket_path)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _answers(socket) -> bool:
