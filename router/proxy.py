@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -156,6 +157,7 @@ class Router:
         self.budgets = budgets
         self.cache = ResponseCache(store, config.cache) if store and config.cache.enabled else None
         self._scores: ScoreCache | None = None
+        self._sync_loop: asyncio.AbstractEventLoop | None = None
         self._classifier = classifier
         self._classifier_loader = classifier_loader or (
             lambda: DifficultyClassifier.load(
@@ -372,8 +374,35 @@ class Router:
         return result
 
     def completion(self, request: ChatRequest | Mapping[str, Any], **kwargs: Any) -> Completion:
-        """Blocking :meth:`acompletion`, for scripts (not from inside a running event loop)."""
-        return asyncio.run(self.acompletion(request, **kwargs))
+        """Blocking :meth:`acompletion`, for scripts (not from inside a running event loop).
+
+        Every blocking call runs on one private event loop in a background thread:
+        Redis and HTTP connections belong to the loop that opened them, so a new
+        loop per call (``asyncio.run``) would strand them. Use either the blocking
+        or the async methods on one Router, not both.
+        """
+        if self._sync_loop is None:
+            self._sync_loop = asyncio.new_event_loop()
+            threading.Thread(
+                target=self._sync_loop.run_forever, name="thinkroute-sync", daemon=True
+            ).start()
+        future = asyncio.run_coroutine_threadsafe(
+            self.acompletion(request, **kwargs), self._sync_loop
+        )
+        return future.result()
+
+    async def aclose(self) -> None:
+        """Close the Redis connections (the server does this at shutdown)."""
+        if self.store is not None:
+            await self.store.aclose()
+
+    def close(self) -> None:
+        """Close what the blocking methods opened, and their event loop."""
+        loop, self._sync_loop = self._sync_loop, None
+        if loop is None:
+            return
+        asyncio.run_coroutine_threadsafe(self.aclose(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
 
     # -- helpers ------------------------------------------------------------------
 

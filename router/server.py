@@ -58,8 +58,7 @@ def create_app(
         if load_classifier:
             await asyncio.to_thread(lambda: router.classifier)
         yield
-        if router.store is not None:
-            await router.store.aclose()
+        await router.aclose()
 
     app = FastAPI(title="thinkroute", version="0.1.0", lifespan=lifespan)
     directory = TenantDirectory(router.config.tenants, router.store)

@@ -65,3 +65,30 @@ def test_without_providers_decisions_work_and_completions_say_what_to_set(classi
     assert router.decide(OLYMPIAD).tier == "reasoning"
     with pytest.raises(UpstreamUnavailableError, match="OPENAI_API_KEY"):
         router.completion({"model": "auto", "messages": CHAT})
+
+
+def test_blocking_calls_share_one_loop_so_redis_connections_survive(classifier, clean_upstream):
+    import uuid
+
+    import redis
+
+    from router.store import Store
+
+    name = f"sdk-{uuid.uuid4().hex[:8]}"
+    config = proxy_config(clean_upstream.base_url, tenants=[{"name": name}])
+    router = Router(config=config, classifier=classifier,
+                    store=Store.from_url("redis://127.0.0.1:6379/0"))  # fmt: skip
+    tenant = config.tenants[-1]
+    question = {"model": "fast", "temperature": 0, "messages": CHAT}
+    try:
+        first = router.completion(question, tenant=tenant)
+        second = router.completion(question, tenant=tenant)
+        assert (first.cache, second.cache) == ("miss", "hit")
+        assert second.cost_usd == 0.0 and len(clean_upstream.requests) == 1
+    finally:
+        router.close()
+        client = redis.Redis()
+        keys = list(client.scan_iter(f"thinkroute:{{{name}}}:*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
