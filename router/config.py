@@ -131,6 +131,8 @@ class TenantConfig(_Strict):
     # Without Redis, budgets cannot be checked: serve anyway ("open") or refuse ("closed").
     on_store_failure: Literal["open", "closed"] = "open"
     cache_ttl_s: int | None = Field(default=None, gt=0)
+    # Keep the chat text in this tenant's decision log, so its export can train a head.
+    log_prompts: bool = False
 
     @field_validator("api_keys")
     @classmethod
@@ -177,6 +179,13 @@ class ClassifierConfig(_Strict):
 
 class ServerConfig(_Strict):
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    # GET /metrics in Prometheus' text format, unauthenticated: it carries tenant names only.
+    metrics: bool = True
+    # Put the last user message into each request's log line (off: logs carry no chat text).
+    log_prompts: bool = False
+    # Each tenant's routed decisions go to a Redis Stream capped near this many entries.
+    decision_log: bool = True
+    decision_log_max_entries: int = Field(default=100_000, gt=0)
 
 
 class RedisConfig(_Strict):
@@ -193,6 +202,9 @@ class DispatchConfig(_Strict):
     timeout_s: float = Field(default=600.0, gt=0)
     num_retries: int = Field(default=1, ge=0)
     fallback: bool = True
+    # Send OpenAI-compatible deployments over the proxy's own transport, with LiteLLM's
+    # parameter translation (router/openai_direct.py); false sends every call via LiteLLM.
+    direct_openai: bool = True
 
 
 class Config(_Strict):

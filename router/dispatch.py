@@ -39,6 +39,7 @@ from router.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from router.openai_direct import DirectOpenAI, is_direct_eligible
 
 __all__ = ["Dispatcher", "Served", "Target", "configure_litellm", "cost_usd"]
 
@@ -104,10 +105,30 @@ class Dispatcher:
     def __init__(self, *, config: Config, completion: Completion | None = None) -> None:
         self.config = config
         self.completion = completion or litellm.acompletion
+        dispatch = config.dispatch
+        self.direct = None
+        if dispatch.direct_openai and completion is None:
+            self.direct = DirectOpenAI(
+                timeout_s=dispatch.timeout_s, num_retries=dispatch.num_retries
+            )
+        self._direct_models = {m.model_name for m in config.model_list if is_direct_eligible(m)}
+
+    async def aclose(self) -> None:
+        if self.direct is not None:
+            await self.direct.aclose()
 
     async def _call(self, arguments: dict[str, Any]) -> Any:
         with _logging_scope():
             return await self.completion(**arguments)
+
+    def _goes_direct(self, target: Target) -> bool:
+        """OpenAI-compatible deployments skip LiteLLM's transport, unless a LiteLLM
+        callback is registered: then every call goes through LiteLLM to be logged."""
+        return (
+            self.direct is not None
+            and target.model_name in self._direct_models
+            and not any(getattr(litellm, name, None) for name in _CALLBACK_LISTS)
+        )
 
     async def complete(
         self, params: dict[str, Any], target: Target, fallback: Target | None
@@ -115,6 +136,11 @@ class Dispatcher:
         """A non-streaming completion as an OpenAI-shaped dict."""
 
         async def attempt(current: Target) -> dict[str, Any]:
+            if self._goes_direct(current):
+                assert self.direct is not None
+                return await self.direct.complete(
+                    current.deployment, params, current.reasoning_effort
+                )
             return _as_dict(await self._call(self._arguments(params, current, stream=False)))
 
         return await self._with_fallback(attempt, target, fallback)
@@ -127,7 +153,13 @@ class Dispatcher:
         async def attempt(current: Target) -> AsyncIterator[dict[str, Any]]:
             upstream = None
             try:
-                upstream = await self._call(self._arguments(params, current, stream=True))
+                if self._goes_direct(current):
+                    assert self.direct is not None
+                    upstream = await self.direct.stream(
+                        current.deployment, params, current.reasoning_effort
+                    )
+                else:
+                    upstream = await self._call(self._arguments(params, current, stream=True))
                 first = await anext(aiter(upstream))
             except BaseException:
                 await _close(upstream)

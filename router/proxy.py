@@ -158,6 +158,7 @@ class Router:
         self.cache = ResponseCache(store, config.cache) if store and config.cache.enabled else None
         self._scores: ScoreCache | None = None
         self._sync_loop: asyncio.AbstractEventLoop | None = None
+        self._sync_thread: threading.Thread | None = None
         self._classifier = classifier
         self._classifier_loader = classifier_loader or (
             lambda: DifficultyClassifier.load(
@@ -383,16 +384,19 @@ class Router:
         """
         if self._sync_loop is None:
             self._sync_loop = asyncio.new_event_loop()
-            threading.Thread(
-                target=self._sync_loop.run_forever, name="thinkroute-sync", daemon=True
-            ).start()
+            self._sync_thread = threading.Thread(
+                target=_run_until_stopped, args=(self._sync_loop,), name="thinkroute-sync",
+                daemon=True,
+            )  # fmt: skip
+            self._sync_thread.start()
         future = asyncio.run_coroutine_threadsafe(
             self.acompletion(request, **kwargs), self._sync_loop
         )
         return future.result()
 
     async def aclose(self) -> None:
-        """Close the Redis connections (the server does this at shutdown)."""
+        """Close upstream and Redis connections (the server does this at shutdown)."""
+        await self.dispatcher.aclose()
         if self.store is not None:
             await self.store.aclose()
 
@@ -403,6 +407,14 @@ class Router:
             return
         asyncio.run_coroutine_threadsafe(self.aclose(), loop).result()
         loop.call_soon_threadsafe(loop.stop)
+        if self._sync_thread is not None:
+            self._sync_thread.join()
+
+    def __enter__(self) -> Router:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # -- helpers ------------------------------------------------------------------
 
@@ -592,6 +604,14 @@ class Router:
         }
 
 
+def _run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()
+
+
 def _as_request(request: ChatRequest | Mapping[str, Any]) -> ChatRequest:
     return request if isinstance(request, ChatRequest) else parse_chat_request(dict(request))
 
@@ -641,11 +661,12 @@ async def _metered(
                 produced.extend(
                     str(delta[name]) for name in ("content", "reasoning_content") if delta.get(name)
                 )
-            if usage:
-                if not chunk.get("choices") and not include_usage:
+            if "usage" in chunk and not include_usage:
+                # Asked for upstream, not by the client: the usage-only chunk and the
+                # ``usage: null`` other chunks carry are not the client's to see.
+                if usage and not chunk.get("choices"):
                     continue
-                if not include_usage:
-                    chunk = {k: v for k, v in chunk.items() if k != "usage"}
+                chunk = {k: v for k, v in chunk.items() if k != "usage"}
             yield chunk
         await finished(recorded)
     finally:

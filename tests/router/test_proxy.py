@@ -22,7 +22,8 @@ CHAT = [{"role": "user", "content": "what's a nice name for a cat?"}]
 
 @pytest.fixture
 def router(classifier, clean_upstream):
-    return Router(config=proxy_config(clean_upstream.base_url), classifier=classifier)
+    with Router(config=proxy_config(clean_upstream.base_url), classifier=classifier) as router:
+        yield router
 
 
 def test_decide_names_tier_model_and_effort(router):
@@ -47,6 +48,7 @@ async def test_stream_charges_the_usage_it_hides(router):
     assert chunks and all("usage" not in chunk for chunk in chunks)
     assert stream.usage["completion_tokens_details"]["reasoning_tokens"] > 0
     assert stream.cost_usd > 0
+    await router.aclose()  # this loop's upstream connections
 
 
 @pytest.fixture
@@ -61,10 +63,10 @@ def test_unknown_model_is_refused_before_any_call(router, clean_upstream):
 
 
 def test_without_providers_decisions_work_and_completions_say_what_to_set(classifier):
-    router = Router(config=build_config({}), classifier=classifier)
-    assert router.decide(OLYMPIAD).tier == "reasoning"
-    with pytest.raises(UpstreamUnavailableError, match="OPENAI_API_KEY"):
-        router.completion({"model": "auto", "messages": CHAT})
+    with Router(config=build_config({}), classifier=classifier) as router:
+        assert router.decide(OLYMPIAD).tier == "reasoning"
+        with pytest.raises(UpstreamUnavailableError, match="OPENAI_API_KEY"):
+            router.completion({"model": "auto", "messages": CHAT})
 
 
 def test_blocking_calls_share_one_loop_so_redis_connections_survive(classifier, clean_upstream):

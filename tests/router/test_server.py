@@ -17,6 +17,20 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 CHAT = "hey! any tips for a relaxing sunday afternoon?"
+
+
+@pytest.fixture(scope="module", params=["direct", "litellm"])
+def transport(request):
+    """Every test here runs over both ways to reach an OpenAI-compatible upstream: the
+    proxy's direct transport and LiteLLM's own, which must behave the same."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def proxy(make_proxy, transport):
+    return make_proxy(direct_openai=transport == "direct")
+
+
 OLYMPIAD = (
     "Let n be a positive integer. Find all functions f from the integers to the integers "
     "such that f(m + f(n)) = f(m) + n for all integers m and n."
@@ -181,8 +195,8 @@ def test_nothing_can_serve_gives_a_clean_502(proxy, clean_upstream):
     assert UPSTREAM_KEY not in caught.value.response.text
 
 
-def test_upstream_timeout_is_a_504(make_proxy, clean_upstream):
-    slow = make_proxy(timeout_s=0.3, fallback=False)
+def test_upstream_timeout_is_a_504(make_proxy, transport, clean_upstream):
+    slow = make_proxy(timeout_s=0.3, fallback=False, direct_openai=transport == "direct")
     clean_upstream.control("fast-model", latency_s=1.0)
     with pytest.raises(openai.APIStatusError) as caught:
         client(slow).chat.completions.create(model="auto", messages=ask(CHAT))
