@@ -106,9 +106,14 @@ def write_config(directory: str, upstream_base: str) -> str:
 
 
 def start(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A ``thinkroute`` command as a process of its own."""
+    return start_command([sys.executable, "-m", "router.cli", *args], log, env)
+
+
+def start_command(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "router.cli", *args],
+            command,
             cwd=ROOT,
             env=env,
             stdout=out,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from router.config import config_from_environment, load_config
+from router.config import build_config, config_from_environment, load_config
 from router.errors import ConfigError
 
 GOOD = """
@@ -84,3 +84,13 @@ def test_environment_picks_a_provider_or_says_what_to_set():
     assert config.tenants[0].api_keys == ["sk-dev-key-1"]
     config, chosen = config_from_environment({})
     assert config.tiers == {} and "OPENAI_API_KEY" in chosen
+
+
+def test_printing_a_config_never_shows_a_key():
+    config = build_config({
+        "model_list": [{"model_name": "m", "litellm_params": {
+            "model": "openai/gpt-4o-mini", "api_key": "sk-provider-secret"}}],
+        "tenants": [{"name": "acme", "api_keys": ["sk-tenant-secret"]}],
+    })  # fmt: skip
+    for shown in (repr(config), str(config), repr(config.tenants[0]), repr(config.model_list)):
+        assert "secret" not in shown
