@@ -69,7 +69,7 @@ class ModelDeployment(_Strict):
     """One entry of ``model_list``: a public name and how LiteLLM reaches it."""
 
     model_name: str = Field(min_length=1)
-    litellm_params: dict[str, Any]
+    litellm_params: dict[str, Any] = Field(repr=False)  # holds provider keys: never printed
     model_info: ModelInfo = ModelInfo()
 
     @field_validator("litellm_params")
@@ -116,8 +116,8 @@ class TenantConfig(_Strict):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     # Plain-text keys are for development; production configs list SHA-256 digests
     # (``thinkroute hash-key KEY`` prints one), so the file holds no usable secret.
-    api_keys: list[str] = Field(default_factory=list)
-    api_key_hashes: list[str] = Field(default_factory=list)
+    api_keys: list[str] = Field(default_factory=list, repr=False)
+    api_key_hashes: list[str] = Field(default_factory=list, repr=False)
     default_mode: Mode = "balanced"
     allowed_models: list[str] | None = None  # concrete models it may call; None = all
     allowed_tiers: list[TierName] = Field(default_factory=lambda: ["fast", "reasoning"])
