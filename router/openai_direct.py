@@ -21,6 +21,7 @@ goes through LiteLLM.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import random
@@ -113,11 +114,7 @@ class DirectOpenAI:
         client_params = {k: v for k, v in params.items() if k != "messages" and v is not None}
         if effort is not None and "reasoning_effort" not in client_params:
             client_params["reasoning_effort"] = effort
-        try:
-            body = get_optional_params(model=model, custom_llm_provider="openai", **client_params)
-        except Exception as exc:  # UnsupportedParamsError and friends: the client's fault
-            raise InvalidRequestError(_first_line(exc)) from None
-        body.pop("extra_body", None)
+        body = dict(_translate(model, json.dumps(client_params, sort_keys=True)))
         body.update(model=model, messages=params["messages"])
         if stream:
             body["stream"] = True
@@ -174,6 +171,20 @@ class DirectOpenAI:
             session = aiohttp.ClientSession(timeout=timeout, raise_for_status=False)
             self._sessions[loop] = session
         return session
+
+
+@functools.lru_cache(maxsize=4096)
+def _translate(model: str, params_json: str) -> tuple[tuple[str, Any], ...]:
+    """LiteLLM's translation of a client's parameters for ``model``; pure, so remembered
+    (it costs about 1 ms, and most requests repeat a handful of parameter sets)."""
+    try:
+        translated = get_optional_params(
+            model=model, custom_llm_provider="openai", **json.loads(params_json)
+        )
+    except Exception as exc:  # UnsupportedParamsError and friends: the client's fault
+        raise InvalidRequestError(_first_line(exc)) from None
+    translated.pop("extra_body", None)
+    return tuple(translated.items())
 
 
 def error_for_status(status: int, text: str) -> ThinkrouteError:
