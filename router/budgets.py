@@ -193,10 +193,12 @@ class Budgets:
     async def state(self, tenant: TenantConfig) -> BudgetState:
         """Spend in the current windows and the latest routed requests, in one round trip."""
         keys = _Keys(tenant.name, self.clock())
+        # GETs, not MGET: a Redis Cluster pipeline refuses multi-key commands.
         pipe = self.store.client.pipeline(transaction=False)
-        pipe.mget([keys.day, keys.month])
+        pipe.get(keys.day)
+        pipe.get(keys.month)
         pipe.lrange(keys.recent, 0, tenant.reasoning_share_window - 1)
-        (day, month), recent = await self.store.call(pipe.execute())
+        day, month, recent = await self.store.call(pipe.execute())
         entries = []
         for raw in recent:
             tier, _, score = raw.decode().partition("|")
@@ -308,8 +310,9 @@ class Budgets:
         pipe = self.store.client.pipeline(transaction=False)
         pipe.hgetall(keys.usage_day)
         pipe.hgetall(keys.usage_month)
-        pipe.mget([keys.day, keys.month])
-        day, month, (held_day, held_month) = await self.store.call(pipe.execute())
+        pipe.get(keys.day)
+        pipe.get(keys.month)
+        day, month, held_day, held_month = await self.store.call(pipe.execute())
         moment = datetime.fromtimestamp(now, UTC)
         budget = tenant.budget
         return {
