@@ -51,10 +51,12 @@ USAGE_FIELDS = (
     "reasoning_tokens", "spend_micro", "baseline_micro", "cache_hits",
 )  # fmt: skip
 
+# Idempotent per reservation id (a retry after a timeout must not reserve twice).
 # Sweep expired reservations out of the windows they were added to, then check every
 # limit, then reserve in every window. KEYS: resv zset, resv data hash, day, month,
 # requests this/last minute, tokens this/last minute, recent list.
 _RESERVE = """
+if redis.call('HEXISTS', KEYS[2], ARGV[11]) == 1 then return {'ok'} end
 local now = tonumber(ARGV[1])
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 100)
 for _, id in ipairs(expired) do
@@ -239,7 +241,9 @@ class Budgets:
             reservation.id, record, repr(now + self.reservation_ttl_s), RECORD_TTL_S,
             f"{routed[0]}|{routed[1]:.4f}" if routed else "", tenant.reasoning_share_window,
         ]  # fmt: skip
-        result = await self.store.call(self._reserve(keys=keys.for_reserve(), args=args))
+        result = await self.store.call_idempotent(
+            lambda: self._reserve(keys=keys.for_reserve(), args=args)
+        )
         outcome = [part.decode() if isinstance(part, bytes) else str(part) for part in result]
         if outcome[0] == "budget":
             window = outcome[1]
@@ -287,13 +291,14 @@ class Budgets:
         args: list[Any] = [reservation.id, actual, prompt + completion, MONTH_KEY_TTL_S]
         for name, value in counts.items():
             args += [name, value]
-        await self.store.call(self._settle(keys=keys.for_settle(), args=args))
+        await self.store.call_idempotent(lambda: self._settle(keys=keys.for_settle(), args=args))
         return actual
 
     async def release(self, reservation: Reservation) -> None:
         """Give back a reservation whose call failed: nothing is charged or counted."""
         keys = _Keys(reservation.tenant, self.clock())
-        await self.store.call(self._settle(keys=keys.for_settle(), args=[reservation.id, 0, 0, 0]))
+        release = [reservation.id, 0, 0, 0]
+        await self.store.call_idempotent(lambda: self._settle(keys=keys.for_settle(), args=release))
 
     async def record_cache_hit(self, tenant: TenantConfig) -> None:
         keys = _Keys(tenant.name, self.clock())

@@ -62,7 +62,7 @@ def start(classifier, clean_upstream, names):
             update={"cache": proxy_config("x").cache.model_copy(update=cache)}
         )
         router = Router(config=config, classifier=counting or classifier,
-                        store=Store.from_url(redis_url, timeout_s=0.3))  # fmt: skip
+                        store=Store.from_url(redis_url, timeout_s=2.0))  # fmt: skip
         server = BackgroundServer(create_app(router)).__enter__()
         started.append(server)
         return server

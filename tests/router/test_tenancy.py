@@ -55,7 +55,7 @@ def metered(classifier, clean_upstream):
 
     def start(tenants: list[dict], *, redis_url: str = REDIS_URL, **dispatch) -> BackgroundServer:
         config = proxy_config(clean_upstream.base_url, tenants=tenants, **dispatch)
-        store = Store.from_url(redis_url, timeout_s=0.3)
+        store = Store.from_url(redis_url, timeout_s=2.0)
         router = Router(config=config, classifier=classifier, store=store)
         server = BackgroundServer(create_app(router, admin_key=ADMIN_KEY)).__enter__()
         started.append(server)
