@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -50,6 +49,12 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--log-level", default="info")
     parser.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        default="json",
+        help="one JSON object per line (default), or text for a terminal",
+    )
+    parser.add_argument(
         "--redis-url",
         help="shared state (default: the config's redis.url, else REDIS_URL, else an embedded "
         "server in --data-dir)",
@@ -66,12 +71,11 @@ def _run_serve(args: argparse.Namespace) -> int:
 
     from router.config import config_from_environment, load_config
     from router.embedded import EmbeddedRedis
+    from router.logs import configure_logging
     from router.proxy import Router
     from router.server import create_app
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(args.log_format, args.log_level)
     # A SIGTERM before uvicorn installs its own handler must still unwind the
     # ExitStack below, so the embedded Redis is stopped rather than orphaned.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
@@ -99,7 +103,8 @@ def _run_serve(args: argparse.Namespace) -> int:
         print(f"thinkroute: Redis at {router.store.description if router.store else '-'}; "
               f"admin API {'on' if admin_key else 'off (set THINKROUTE_ADMIN_KEY)'}")  # fmt: skip
         print(f"thinkroute: listening on http://{args.host}:{args.port}/v1")
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        # log_config=None: uvicorn's loggers go through the root handler, in --log-format.
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, log_config=None)
     return 0
 
 
@@ -151,6 +156,52 @@ def _run_hash_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_export_decisions_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tenant", required=True, metavar="NAME")
+    parser.add_argument("--redis-url", help="where the proxy keeps its state (default: REDIS_URL)")
+    parser.add_argument(
+        "--since", metavar="ISO", help="only decisions from this time on (UTC unless it says)"
+    )
+    parser.add_argument("--output", required=True, metavar="FILE.jsonl")
+
+
+def _run_export_decisions(args: argparse.Namespace) -> int:
+    import asyncio
+    import os
+    from datetime import datetime
+
+    from router.decision_log import ExportSummary, export_decisions
+    from router.errors import StoreUnavailableError
+    from router.store import Store
+
+    url = args.redis_url or os.environ.get("REDIS_URL")
+    if not url:
+        raise SystemExit("thinkroute export-decisions: set --redis-url or REDIS_URL")
+    try:
+        since = datetime.fromisoformat(args.since) if args.since else None
+    except ValueError:
+        raise SystemExit(f"--since takes an ISO date or time, got {args.since!r}") from None
+
+    async def export() -> ExportSummary:
+        store = Store.from_url(url, timeout_s=10.0)
+        try:
+            return await export_decisions(store, args.tenant, args.output, since=since)
+        finally:
+            await store.aclose()
+
+    try:
+        summary = asyncio.run(export())
+    except StoreUnavailableError as exc:
+        raise SystemExit(f"thinkroute export-decisions: {exc}") from None
+    print(f"thinkroute: wrote {summary.written} records to {args.output}")
+    if summary.without_text:
+        print(
+            f"thinkroute: skipped {summary.without_text} decisions without chat text "
+            f"(set log_prompts: true on tenant '{args.tenant}' to keep it)"
+        )
+    return 0
+
+
 def _pairs(values: list[str], flag: str) -> dict[str, float]:
     result = {}
     for value in values:
@@ -189,6 +240,11 @@ COMMANDS = {
         "print the digest of an API key, for a config's api_key_hashes",
         _add_hash_key_arguments,
         _run_hash_key,
+    ),
+    "export-decisions": (
+        "write a tenant's logged routing decisions as JSON Lines records for training",
+        _add_export_decisions_arguments,
+        _run_export_decisions,
     ),
     "sim-upstream": (
         "run a simulated OpenAI upstream for tests, demos and benchmarks",

@@ -11,12 +11,14 @@ import asyncio
 import hmac
 import json
 import logging
+import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -24,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from router.budgets import Budgets
 from router.config import TenantConfig, hash_api_key
+from router.decision_log import DecisionLog
 from router.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -32,9 +35,12 @@ from router.errors import (
     StoreUnavailableError,
     ThinkrouteError,
 )
+from router.logs import last_user_text, request_fields
+from router.metrics import CLIENT_CLOSED, Metrics, RequestOutcome, served_tier
 from router.policy import RouteDecision, explain
-from router.proxy import AUTO_MODELS, Router, StreamingCompletion
+from router.proxy import AUTO_MODELS, Completion, Router, StreamingCompletion
 from router.requests import ChatRequest, parse_chat_request
+from router.store import Store
 from router.tenants import TenantDirectory, bearer_key, describe
 
 __all__ = ["create_app"]
@@ -42,6 +48,8 @@ __all__ = ["create_app"]
 logger = logging.getLogger(__name__)
 
 LATENCY_LIMIT_HEADER = "x-thinkroute-max-latency-ms"
+# A client's own request id is kept if it is a plain token; anything else is replaced.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def create_app(
@@ -50,7 +58,8 @@ def create_app(
     """The ASGI app; ``load_classifier`` loads the model at startup instead of first use.
 
     ``admin_key`` (``THINKROUTE_ADMIN_KEY`` when served from the CLI) opens the
-    tenant management routes; without one they answer 403.
+    tenant management routes; without one they answer 403. ``GET /metrics``
+    (Prometheus) is open to scrapers unless ``server.metrics`` is off.
     """
 
     @asynccontextmanager
@@ -58,12 +67,22 @@ def create_app(
         if load_classifier:
             await asyncio.to_thread(lambda: router.classifier)
         yield
+        if decisions is not None:
+            await decisions.aclose()  # what is queued, before the store closes
         await router.aclose()
 
     app = FastAPI(title="thinkroute", version="0.1.0", lifespan=lifespan)
     directory = TenantDirectory(router.config.tenants, router.store)
     admin_digest = hash_api_key(admin_key) if admin_key else None
-    max_body = router.config.server.max_body_bytes
+    settings = router.config.server
+    max_body = settings.max_body_bytes
+    metrics = Metrics() if settings.metrics else None
+    decisions = None
+    if router.store is not None and settings.decision_log:
+        # A breaker of its own over the shared client: a lost log entry never trips the
+        # breaker that budgets and the cache rely on.
+        log_store = Store(router.store.client, description=router.store.description)
+        decisions = DecisionLog(log_store, max_entries=settings.decision_log_max_entries)
 
     async def authenticate(request: Request) -> TenantConfig:
         return await directory.authenticate(bearer_key(request.headers.get("authorization")))
@@ -94,32 +113,71 @@ def create_app(
         tenant = await authenticate(request)
         return tenant, parse_chat_request(await read_json(request)), _latency_limit(request)
 
+    def account(outcome: RequestOutcome, chat: ChatRequest | None) -> None:
+        """Count a finished request and write its log line (no chat text unless asked)."""
+        if metrics is not None:
+            metrics.observe(outcome)
+        prompt = last_user_text(chat.messages) if settings.log_prompts and chat else None
+        level = logging.WARNING if outcome.status >= 500 else logging.INFO
+        logger.log(
+            level, "chat completion", extra={"fields": request_fields(outcome, prompt=prompt)}
+        )
+
+    def keep_decision(outcome: RequestOutcome, tenant: TenantConfig, chat: ChatRequest) -> None:
+        # Queued: the decision log writes in batches, off the request's path.
+        if decisions is not None:
+            decisions.submit(outcome, messages=chat.messages if tenant.log_prompts else None)
+
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
-        tenant, chat, latency_limit_s = await read_request(request)
-        request_id = uuid.uuid4().hex
+        request_id = _request_id(request.headers.get("x-request-id"))
+        request.state.request_id = request_id
+        outcome = RequestOutcome(request_id, started_at=time.time())
         started = time.perf_counter()
-        if chat.stream:
-            stream = await router.astream(chat, tenant=tenant, latency_limit_s=latency_limit_s,
-                                          headers=request.headers)  # fmt: skip
-            headers = _decision_headers(stream.decision, stream.served.target.model_name,
-                                        stream.served.is_fallback, request_id)  # fmt: skip
-            headers["x-thinkroute-cache"] = stream.cache
+        tenant: TenantConfig | None = None
+        chat: ChatRequest | None = None
+        try:
+            tenant = await authenticate(request)
+            outcome.tenant = tenant.name
+            chat = parse_chat_request(await read_json(request))
+            latency_limit_s = _latency_limit(request)
+            if chat.stream:
+                result: Completion | StreamingCompletion = await router.astream(
+                    chat, tenant=tenant, latency_limit_s=latency_limit_s, headers=request.headers
+                )
+            else:
+                result = await router.acompletion(
+                    chat, tenant=tenant, latency_limit_s=latency_limit_s, headers=request.headers
+                )
+        except Exception as exc:
+            error = exc if isinstance(exc, ThinkrouteError) else ThinkrouteError("unexpected")
+            outcome.status, outcome.error_code = error.status_code, error.code
+            outcome.total_s = time.perf_counter() - started
+            account(outcome, chat)
+            raise
+        assert tenant is not None and chat is not None  # set before anything is answered
+        headers = _decision_headers(result.decision, result.served.target.model_name,
+                                    result.served.is_fallback, request_id)  # fmt: skip
+        headers["x-thinkroute-cache"] = result.cache
+        if isinstance(result, StreamingCompletion):
+            stream = result
+
+            async def finish(status: int, error_code: str | None) -> None:
+                # The stream is over and its cost known: only now is it counted.
+                _fill(outcome, stream, status=status, error_code=error_code, started=started)
+                account(outcome, chat)
+                keep_decision(outcome, tenant, chat)
+
             if stream.cache == "hit":
                 headers["x-thinkroute-cost-usd"] = "0.000000"
-            return StreamingResponse(_sse(stream), media_type="text/event-stream", headers=headers)
-        done = await router.acompletion(chat, tenant=tenant, latency_limit_s=latency_limit_s,
-                                        headers=request.headers)  # fmt: skip
-        headers = _decision_headers(done.decision, done.served.target.model_name,
-                                    done.served.is_fallback, request_id)  # fmt: skip
-        headers["x-thinkroute-cost-usd"] = f"{done.cost_usd:.6f}"
-        headers["x-thinkroute-cache"] = done.cache
-        logger.info(
-            "request %s tenant=%s tier=%s model=%s cache=%s cost_usd=%.6f seconds=%.3f",
-            request_id, tenant.name, done.decision.tier, done.served.target.model_name,
-            done.cache, done.cost_usd, time.perf_counter() - started,
-        )  # fmt: skip
-        return JSONResponse(done.response, headers=headers)
+            return StreamingResponse(
+                _sse(stream, finish), media_type="text/event-stream", headers=headers
+            )
+        headers["x-thinkroute-cost-usd"] = f"{result.cost_usd:.6f}"
+        _fill(outcome, result, status=200, error_code=None, started=started)
+        account(outcome, chat)
+        keep_decision(outcome, tenant, chat)
+        return JSONResponse(result.response, headers=headers)
 
     @app.post("/v1/route")
     async def route(request: Request) -> Response:
@@ -205,6 +263,14 @@ def create_app(
         require_admin(request)
         return JSONResponse(await _budgets(router).usage(await directory.get(name)))
 
+    if metrics is not None:
+
+        @app.get("/metrics", include_in_schema=False)
+        async def prometheus_metrics() -> Response:
+            # No key: scrapers send none, and the text names tenants, never their keys.
+            body, content_type = metrics.render()
+            return Response(body, media_type=content_type)
+
     @app.get("/healthz")
     async def healthz() -> Response:
         return JSONResponse({"status": "ok"})
@@ -231,7 +297,11 @@ def create_app(
 
     @app.exception_handler(ThinkrouteError)
     async def thinkroute_error(request: Request, exc: ThinkrouteError) -> Response:
-        return JSONResponse(exc.to_body(), status_code=exc.status_code, headers=exc.headers())
+        headers = exc.headers()
+        request_id = getattr(request.state, "request_id", None)
+        if request_id:
+            headers["x-request-id"] = request_id
+        return JSONResponse(exc.to_body(), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -258,12 +328,9 @@ def create_app(
 def _decision_headers(
     decision: RouteDecision, served_model: str, is_fallback: bool, request_id: str
 ) -> dict[str, str]:
-    served_tier = decision.tier
-    if is_fallback:
-        served_tier = "fast" if decision.tier == "reasoning" else "reasoning"
     headers = {
         "x-request-id": request_id,
-        "x-thinkroute-tier": served_tier,
+        "x-thinkroute-tier": served_tier(decision, is_fallback),
         "x-thinkroute-model": served_model,
         "x-thinkroute-effort": (decision.reasoning_effort or "default")
         if not is_fallback
@@ -278,17 +345,73 @@ def _decision_headers(
     return headers
 
 
-async def _sse(stream: StreamingCompletion) -> AsyncIterator[str]:
+async def _sse(
+    stream: StreamingCompletion, finish: Callable[[int, str | None], Awaitable[None]]
+) -> AsyncIterator[str]:
+    """The stream as server-sent events; ``finish(status, error code)`` runs once it ends.
+
+    A client that hangs up first is recorded with status 499.
+    """
+    status, error_code = CLIENT_CLOSED, "client_closed"
     try:
-        async for chunk in stream.chunks:
-            yield f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n"
-    except ThinkrouteError as exc:
-        # OpenAI reports a failure after the first byte as an error event in the stream.
-        yield f"data: {json.dumps(exc.to_body())}\n\n"
-        return
-    # Headers left before the cost was known; an SSE comment carries it (clients ignore it).
-    yield f": x-thinkroute-cost-usd={stream.cost_usd:.6f}\n\n"
-    yield "data: [DONE]\n\n"
+        try:
+            async for chunk in stream.chunks:
+                yield f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n"
+        except ThinkrouteError as exc:
+            # OpenAI reports a failure after the first byte as an error event in the stream.
+            status, error_code = exc.status_code, exc.code
+            yield f"data: {json.dumps(exc.to_body())}\n\n"
+            return
+        status, error_code = 200, None
+        # Headers left before the cost was known; an SSE comment carries it (clients ignore it).
+        yield f": x-thinkroute-cost-usd={stream.cost_usd:.6f}\n\n"
+        yield "data: [DONE]\n\n"
+    finally:
+        # Shielded: a client that left cancels this task, and the request must still be counted.
+        with anyio.CancelScope(shield=True):
+            await _close(stream.chunks)  # settles a stream cut short, so its cost is final
+            try:
+                await finish(status, error_code)
+            except Exception:  # counting must never break the stream it counts
+                logger.exception("recording a stream failed")
+
+
+async def _close(chunks: AsyncIterator[Any]) -> None:
+    close = getattr(chunks, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:
+            logger.debug("closing a stream's chunks failed", exc_info=True)
+
+
+def _fill(
+    outcome: RequestOutcome,
+    result: Completion | StreamingCompletion,
+    *,
+    status: int,
+    error_code: str | None,
+    started: float,
+) -> None:
+    """Copy what the router reports about an answered request into its outcome."""
+    outcome.status, outcome.error_code = status, error_code
+    outcome.decision = result.decision
+    outcome.served_model = result.served.target.model_name
+    outcome.is_fallback = result.served.is_fallback
+    outcome.is_stream = isinstance(result, StreamingCompletion)
+    outcome.cache = result.cache
+    outcome.cost_usd = result.cost_usd
+    outcome.baseline_usd = result.timings.baseline_usd
+    outcome.routing_s = result.timings.routing_s
+    outcome.upstream_s = result.timings.upstream_s
+    outcome.total_s = time.perf_counter() - started
+
+
+def _request_id(sent: str | None) -> str:
+    """The client's ``x-request-id`` if it is a sane token, else a fresh one."""
+    if sent is not None and REQUEST_ID.fullmatch(sent):
+        return sent
+    return uuid.uuid4().hex
 
 
 def _budgets(router: Router) -> Budgets:
