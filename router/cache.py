@@ -38,8 +38,10 @@ __all__ = [
     "CacheSettings",
     "ResponseCache",
     "ScoreCache",
+    "SemanticCacheSettings",
     "bypass_requested",
     "cache_key",
+    "canonical_json",
     "chunks_from_response",
     "is_cacheable",
     "no_store_requested",
@@ -63,6 +65,24 @@ MAX_PIECE_CHARS = 64
 _WORD_START = re.compile(r"(?<=\s)(?=\S)")
 
 
+class SemanticCacheSettings(BaseModel):
+    """The ``cache: {semantic: ...}`` section of the config file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = False
+    # Cosine similarity of the two questions' embeddings, after which the guards decide.
+    min_similarity: float = Field(default=0.95, ge=0.8, le=1.0)
+    ttl_s: int = Field(default=3600, gt=0)
+    max_entries_per_tenant: int = Field(default=10_000, gt=0)
+    # Words and punctuation marks in the question; longer ones are left to the exact
+    # cache. Each is at least one of the model's 256 word pieces, so 128 keeps the
+    # whole question inside the window the embedding reads (past it, an edit is unseen).
+    max_query_tokens: int = Field(default=128, gt=0, le=250)
+    # Entries compared per lookup, the ones sharing the most buckets with the question.
+    max_candidates: int = Field(default=32, gt=0)
+
+
 class CacheSettings(BaseModel):
     """The ``cache:`` section of the config file."""
 
@@ -74,6 +94,8 @@ class CacheSettings(BaseModel):
     mode: Literal["deterministic", "always"] = "deterministic"
     ttl_s: int = Field(default=3600, gt=0)
     max_entry_bytes: int = Field(default=1_000_000, gt=0)
+    # Near-identical questions answered from the exact cache; off: see router/semantic_cache.
+    semantic: SemanticCacheSettings = SemanticCacheSettings()
 
 
 def cache_key(
@@ -102,7 +124,7 @@ def cache_key(
         "reasoning_effort": reasoning_effort,
         "params": params,
     }
-    digest = hashlib.sha256(_canonical_json(payload)).hexdigest()
+    digest = hashlib.sha256(canonical_json(payload)).hexdigest()
     return f"thinkroute:{{{tenant}}}:cache:{digest}"
 
 
@@ -329,7 +351,8 @@ def chunks_from_response(response: dict[str, Any], *, include_usage: bool) -> li
     return chunks
 
 
-def _canonical_json(value: Any) -> bytes:
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no whitespace, ``0.0`` as ``0``: one byte string per meaning."""
     return json.dumps(
         _normalise(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False
     ).encode("utf-8")

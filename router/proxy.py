@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -56,6 +57,7 @@ from router.policy import (
     route_request,
 )
 from router.requests import ChatRequest, parse_chat_request
+from router.semantic_cache import SemanticCache, partition_key, query_text
 from router.store import Store
 
 __all__ = ["AUTO_MODELS", "Completion", "Router", "StreamingCompletion", "Timings"]
@@ -121,6 +123,8 @@ class _Plan:
     hit: dict[str, Any] | None = None
     ticket: Ticket | None = None
     routing_s: float = 0.0
+    # The question as the semantic cache indexes it: (partition, text, embedding).
+    semantic_entry: tuple[str, str, Any] | None = None
 
     @property
     def cache_status(self) -> str:
@@ -157,6 +161,7 @@ class Router:
         self.budgets = budgets
         self.cache = ResponseCache(store, config.cache) if store and config.cache.enabled else None
         self._scores: ScoreCache | None = None
+        self._semantic: SemanticCache | None = None
         self._sync_loop: asyncio.AbstractEventLoop | None = None
         self._sync_thread: threading.Thread | None = None
         self._classifier = classifier
@@ -443,6 +448,8 @@ class Router:
         self._find_cache_entry(plan, request, tenant, headers)
         if plan.cache_key is not None and self.cache is not None:
             plan.hit = await self.cache.get(plan.cache_key)
+            if plan.hit is None and self.config.cache.semantic.enabled:
+                plan.hit = await self._find_similar(plan, request, tenant)
             if plan.hit is not None:
                 await self._record_cache_hit(tenant)
                 return plan
@@ -494,6 +501,38 @@ class Router:
                 await shared.put_many(fresh)
         return scores[texts[0]], scores[texts[1]] if previous else None
 
+    async def _find_similar(
+        self, plan: _Plan, request: ChatRequest, tenant: TenantConfig | None
+    ) -> dict[str, Any] | None:
+        """An answer to a near-identical question (the opt-in semantic cache), if any.
+
+        On a miss the question is kept on the plan, to be indexed once answered.
+        """
+        semantic = self._semantic_cache()
+        text = query_text(request)
+        partition = partition_key(
+            request, model=plan.target.model_name, reasoning_effort=plan.target.reasoning_effort
+        )
+        if semantic is None or not text or not partition or not semantic.accepts(text):
+            return None
+        # The embedder's LRU usually holds this text already: it was just scored.
+        embedding = (await asyncio.to_thread(self.classifier.embedder.transform, [text]))[0]
+        found = await semantic.find(
+            tenant=_tenant_name(tenant), partition=partition, text=text, embedding=embedding
+        )
+        hit = await self.cache.get(found) if found and self.cache else None
+        if hit is None:
+            plan.semantic_entry = (partition, text, embedding)
+        return hit
+
+    def _semantic_cache(self) -> SemanticCache | None:
+        if self._semantic is None and self.store is not None:
+            model = str(self.classifier.artifact.embedding.get("model", "embedding"))
+            namespace = re.sub(r"[^A-Za-z0-9_.-]", "-", model)
+            self._semantic = SemanticCache(self.store, self.config.cache.semantic,
+                                           namespace=namespace)  # fmt: skip
+        return self._semantic
+
     def _score_cache(self) -> ScoreCache | None:
         if self._scores is None and self.store is not None:
             self._scores = ScoreCache(self.store, namespace=self.classifier.fingerprint)
@@ -514,7 +553,7 @@ class Router:
             plan.may_store = False
             return
         plan.cache_key = cache_key(
-            tenant=tenant.name if tenant else ANONYMOUS_TENANT,
+            tenant=_tenant_name(tenant),
             request=request,
             model=plan.target.model_name,
             reasoning_effort=plan.target.reasoning_effort,
@@ -534,7 +573,14 @@ class Router:
         if served.is_fallback:
             return
         ttl = (tenant.cache_ttl_s if tenant else None) or self.cache.settings.ttl_s
-        await self.cache.put(plan.cache_key, response, ttl_s=ttl)
+        stored = await self.cache.put(plan.cache_key, response, ttl_s=ttl)
+        semantic = self._semantic
+        if stored and plan.semantic_entry is not None and semantic is not None:
+            partition, text, embedding = plan.semantic_entry
+            await semantic.add(
+                tenant=_tenant_name(tenant), partition=partition, text=text,
+                embedding=embedding, exact_key=plan.cache_key, ttl_s=ttl,
+            )  # fmt: skip
 
     async def _record_cache_hit(self, tenant: TenantConfig | None) -> None:
         if self.budgets is None or tenant is None:
@@ -602,6 +648,10 @@ class Router:
             )
             for name, tier in self.config.tiers.items()
         }
+
+
+def _tenant_name(tenant: TenantConfig | None) -> str:
+    return tenant.name if tenant else ANONYMOUS_TENANT
 
 
 def _run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:

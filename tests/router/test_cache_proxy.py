@@ -196,3 +196,25 @@ def test_a_prompt_scored_by_one_replica_is_not_embedded_again_by_another(start, 
                               headers={"authorization": f"Bearer sk-{names[0]}"})  # fmt: skip
         assert decision.status_code == 200
     assert first_counter.scored == [text] and second_counter.scored == []
+
+
+def test_semantic_cache_answers_a_reworded_question_but_not_a_changed_one(
+    start, names, clean_upstream
+):
+    semantic = proxy_config("x").cache.semantic.model_copy(update={"enabled": True})
+    server, (tenant, _) = start(semantic=semantic), names
+    ask(server, tenant, "What is the boiling point of water at sea level in Celsius?")
+    reworded = ask(server, tenant, "what is the boiling point of water at sea level in celsius")
+    assert reworded.headers["x-thinkroute-cache"] == "hit"
+    assert reworded.headers["x-thinkroute-cost-usd"] == "0.000000"
+    changed = ask(server, tenant, "What is the boiling point of water at sea level in Fahrenheit?")
+    negated = ask(server, tenant, "What is not the boiling point of water at sea level in Celsius?")
+    assert changed.headers["x-thinkroute-cache"] == negated.headers["x-thinkroute-cache"] == "miss"
+    assert len(clean_upstream.requests) == 3
+
+
+def test_semantic_cache_is_off_by_default(start, names, clean_upstream):
+    server, (tenant, _) = start(), names
+    ask(server, tenant, "What is the boiling point of water at sea level in Celsius?")
+    reworded = ask(server, tenant, "what is the boiling point of water at sea level in celsius")
+    assert reworded.headers["x-thinkroute-cache"] == "miss"
