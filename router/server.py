@@ -42,6 +42,7 @@ from router.proxy import AUTO_MODELS, Completion, Router, StreamingCompletion
 from router.requests import ChatRequest, parse_chat_request
 from router.store import Store
 from router.tenants import TenantDirectory, bearer_key, describe
+from router.wire import ANTHROPIC_WIRE, OPENAI_WIRE, Wire
 
 __all__ = ["create_app"]
 
@@ -128,8 +129,8 @@ def create_app(
         if decisions is not None:
             decisions.submit(outcome, messages=chat.messages if tenant.log_prompts else None)
 
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> Response:
+    async def serve_chat(request: Request, wire: Wire) -> Response:
+        """Authenticate, parse, route and answer one chat request in ``wire``'s dialect."""
         request_id = _request_id(request.headers.get("x-request-id"))
         request.state.request_id = request_id
         outcome = RequestOutcome(request_id, started_at=time.time())
@@ -137,9 +138,9 @@ def create_app(
         tenant: TenantConfig | None = None
         chat: ChatRequest | None = None
         try:
-            tenant = await authenticate(request)
+            tenant = await directory.authenticate(wire.api_key(request.headers))
             outcome.tenant = tenant.name
-            chat = parse_chat_request(await read_json(request))
+            chat = wire.parse(await read_json(request))
             latency_limit_s = _latency_limit(request)
             if chat.stream:
                 result: Completion | StreamingCompletion = await router.astream(
@@ -154,10 +155,14 @@ def create_app(
             outcome.status, outcome.error_code = error.status_code, error.code
             outcome.total_s = time.perf_counter() - started
             account(outcome, chat)
-            raise
+            if not isinstance(exc, ThinkrouteError):
+                raise  # the catch-all handler answers a 500 without a traceback
+            headers = {**exc.headers(), **wire.id_headers(request_id)}
+            return JSONResponse(wire.error_body(exc), status_code=exc.status_code, headers=headers)
         assert tenant is not None and chat is not None  # set before anything is answered
         headers = _decision_headers(result.decision, result.served.target.model_name,
                                     result.served.is_fallback, request_id)  # fmt: skip
+        headers.update(wire.id_headers(request_id))
         headers["x-thinkroute-cache"] = result.cache
         if isinstance(result, StreamingCompletion):
             stream = result
@@ -171,13 +176,22 @@ def create_app(
             if stream.cache == "hit":
                 headers["x-thinkroute-cost-usd"] = "0.000000"
             return StreamingResponse(
-                _sse(stream, finish), media_type="text/event-stream", headers=headers
+                _sse(stream, chat, wire, finish), media_type="text/event-stream", headers=headers
             )
         headers["x-thinkroute-cost-usd"] = f"{result.cost_usd:.6f}"
         _fill(outcome, result, status=200, error_code=None, started=started)
         account(outcome, chat)
         keep_decision(outcome, tenant, chat)
-        return JSONResponse(result.response, headers=headers)
+        return JSONResponse(wire.body(result, chat), headers=headers)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        return await serve_chat(request, OPENAI_WIRE)
+
+    @app.post("/v1/messages")
+    async def anthropic_messages(request: Request) -> Response:
+        """Anthropic's Messages API (``x-api-key`` or Bearer), routed the same way."""
+        return await serve_chat(request, ANTHROPIC_WIRE)
 
     @app.post("/v1/route")
     async def route(request: Request) -> Response:
@@ -346,7 +360,10 @@ def _decision_headers(
 
 
 async def _sse(
-    stream: StreamingCompletion, finish: Callable[[int, str | None], Awaitable[None]]
+    stream: StreamingCompletion,
+    chat: ChatRequest,
+    wire: Wire,
+    finish: Callable[[int, str | None], Awaitable[None]],
 ) -> AsyncIterator[str]:
     """The stream as server-sent events; ``finish(status, error code)`` runs once it ends.
 
@@ -355,17 +372,17 @@ async def _sse(
     status, error_code = CLIENT_CLOSED, "client_closed"
     try:
         try:
-            async for chunk in stream.chunks:
-                yield f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n"
+            async for event in wire.events(stream, chat):
+                yield event
         except ThinkrouteError as exc:
-            # OpenAI reports a failure after the first byte as an error event in the stream.
+            # A failure after the first byte can only be an error event in the stream.
             status, error_code = exc.status_code, exc.code
-            yield f"data: {json.dumps(exc.to_body())}\n\n"
+            yield wire.error_event(exc)
             return
         status, error_code = 200, None
         # Headers left before the cost was known; an SSE comment carries it (clients ignore it).
         yield f": x-thinkroute-cost-usd={stream.cost_usd:.6f}\n\n"
-        yield "data: [DONE]\n\n"
+        yield wire.end_of_stream
     finally:
         # Shielded: a client that left cancels this task, and the request must still be counted.
         with anyio.CancelScope(shield=True):
