@@ -13,27 +13,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anyio
-
 from classifier.model import DifficultyClassifier
 from router.accounting import Ticket, open_ticket, tolerant
+from router.answers import AnswerCache, CacheEntry
 from router.budgets import Budgets, BudgetState
 from router.cache import (
-    ResponseCache,
     ScoreCache,
-    bypass_requested,
-    cache_key,
     chunks_from_response,
-    is_cacheable,
-    no_store_requested,
     response_from_chunks,
 )
 from router.config import Config, TenantConfig, load_config
@@ -57,8 +50,8 @@ from router.policy import (
     route_request,
 )
 from router.requests import ChatRequest, parse_chat_request
-from router.semantic_cache import SemanticCache, partition_key, query_text
 from router.store import Store
+from router.streaming import empty, metered, replay
 
 __all__ = ["AUTO_MODELS", "Completion", "Router", "StreamingCompletion", "Timings"]
 
@@ -118,19 +111,16 @@ class _Plan:
     decision: RouteDecision
     target: Target
     fallback: Target | None
-    cache_key: str | None = None
-    may_store: bool = False
+    cache: CacheEntry = field(default_factory=CacheEntry)
     hit: dict[str, Any] | None = None
     ticket: Ticket | None = None
     routing_s: float = 0.0
-    # The question as the semantic cache indexes it: (partition, text, embedding).
-    semantic_entry: tuple[str, str, Any] | None = None
 
     @property
     def cache_status(self) -> str:
         if self.hit is not None:
             return "hit"
-        return "miss" if self.cache_key else "bypass"
+        return "miss" if self.cache.key else "bypass"
 
 
 class Router:
@@ -159,9 +149,13 @@ class Router:
             ttl = dispatch.timeout_s * (dispatch.num_retries + 1) * 2 + 60
             budgets = Budgets(store, reservation_ttl_s=ttl)
         self.budgets = budgets
-        self.cache = ResponseCache(store, config.cache) if store and config.cache.enabled else None
+        self.answers = None
+        if store is not None and config.cache.enabled:
+            self.answers = AnswerCache(
+                store, config.cache, embedder=lambda: self.classifier.embedder,
+                embedding_model=lambda: str(self.classifier.artifact.embedding.get("model")),
+            )  # fmt: skip
         self._scores: ScoreCache | None = None
-        self._semantic: SemanticCache | None = None
         self._sync_loop: asyncio.AbstractEventLoop | None = None
         self._sync_thread: threading.Thread | None = None
         self._classifier = classifier
@@ -354,10 +348,10 @@ class Router:
         request = _as_request(request)
         plan = await self._aplan(request, tenant, latency_limit_s, headers or {})
         if plan.hit is not None:
-            replay = chunks_from_response(plan.hit, include_usage=request.include_usage)
+            cached = chunks_from_response(plan.hit, include_usage=request.include_usage)
             return StreamingCompletion(decision=plan.decision,
                                        served=Served(plan.target, is_fallback=False),
-                                       chunks=_replay(replay), usage=plan.hit.get("usage"),
+                                       chunks=replay(cached), usage=plan.hit.get("usage"),
                                        cache="hit", timings=Timings(plan.routing_s))  # fmt: skip
         assert plan.ticket is not None  # every miss holds a ticket
         started = time.perf_counter()
@@ -369,13 +363,13 @@ class Router:
             await plan.ticket.release()
             raise
         timings = Timings(plan.routing_s, time.perf_counter() - started)
-        result = StreamingCompletion(decision=plan.decision, served=served, chunks=_empty(),
+        result = StreamingCompletion(decision=plan.decision, served=served, chunks=empty(),
                                      cache=plan.cache_status, timings=timings)  # fmt: skip
 
         async def finished(recorded: list[dict[str, Any]]) -> None:
             await self._store_answer(plan, served, response_from_chunks(recorded), tenant)
 
-        result.chunks = _metered(chunks, result, plan.ticket, finished,
+        result.chunks = metered(chunks, result, plan.ticket, finished,
                                  include_usage=request.include_usage)  # fmt: skip
         return result
 
@@ -445,11 +439,10 @@ class Router:
         scores = await self._ascores(request.messages) if routed else None
         plan = self._plan(request, tenant, latency_limit_s, state, None, scores)
         plan.routing_s = time.perf_counter() - started
-        self._find_cache_entry(plan, request, tenant, headers)
-        if plan.cache_key is not None and self.cache is not None:
-            plan.hit = await self.cache.get(plan.cache_key)
-            if plan.hit is None and self.config.cache.semantic.enabled:
-                plan.hit = await self._find_similar(plan, request, tenant)
+        if self.answers is not None:
+            who, target = _tenant_name(tenant), plan.target
+            plan.cache = self.answers.entry(request, tenant=who, target=target, headers=headers)
+            plan.hit = await self.answers.lookup(plan.cache, request, tenant=who, target=target)
             if plan.hit is not None:
                 await self._record_cache_hit(tenant)
                 return plan
@@ -464,7 +457,10 @@ class Router:
                 raise
             plan = self._plan(request, tenant, latency_limit_s, state, BUDGET_DEGRADED, scores)
             plan.routing_s = time.perf_counter() - started
-            self._find_cache_entry(plan, request, tenant, headers)
+            if self.answers is not None:  # the degraded answer is cached under its own model
+                plan.cache = self.answers.entry(
+                    request, tenant=_tenant_name(tenant), target=plan.target, headers=headers
+                )
             plan.ticket = await open_ticket(
                 self.config, self.budgets, tenant, request, plan.decision, plan.target,
                 routed=routed,
@@ -501,64 +497,10 @@ class Router:
                 await shared.put_many(fresh)
         return scores[texts[0]], scores[texts[1]] if previous else None
 
-    async def _find_similar(
-        self, plan: _Plan, request: ChatRequest, tenant: TenantConfig | None
-    ) -> dict[str, Any] | None:
-        """An answer to a near-identical question (the opt-in semantic cache), if any.
-
-        On a miss the question is kept on the plan, to be indexed once answered.
-        """
-        semantic = self._semantic_cache()
-        text = query_text(request)
-        partition = partition_key(
-            request, model=plan.target.model_name, reasoning_effort=plan.target.reasoning_effort
-        )
-        if semantic is None or not text or not partition or not semantic.accepts(text):
-            return None
-        # The embedder's LRU usually holds this text already: it was just scored.
-        embedding = (await asyncio.to_thread(self.classifier.embedder.transform, [text]))[0]
-        found = await semantic.find(
-            tenant=_tenant_name(tenant), partition=partition, text=text, embedding=embedding
-        )
-        hit = await self.cache.get(found) if found and self.cache else None
-        if hit is None:
-            plan.semantic_entry = (partition, text, embedding)
-        return hit
-
-    def _semantic_cache(self) -> SemanticCache | None:
-        if self._semantic is None and self.store is not None:
-            model = str(self.classifier.artifact.embedding.get("model", "embedding"))
-            namespace = re.sub(r"[^A-Za-z0-9_.-]", "-", model)
-            self._semantic = SemanticCache(self.store, self.config.cache.semantic,
-                                           namespace=namespace)  # fmt: skip
-        return self._semantic
-
     def _score_cache(self) -> ScoreCache | None:
         if self._scores is None and self.store is not None:
             self._scores = ScoreCache(self.store, namespace=self.classifier.fingerprint)
         return self._scores
-
-    def _find_cache_entry(
-        self,
-        plan: _Plan,
-        request: ChatRequest,
-        tenant: TenantConfig | None,
-        headers: Mapping[str, str],
-    ) -> None:
-        """Name the plan's cache entry, unless this request is not to be read from cache."""
-        plan.cache_key, plan.may_store = None, False
-        if self.cache is None or not is_cacheable(request, self.cache.settings):
-            return
-        if bypass_requested(request, headers):
-            plan.may_store = False
-            return
-        plan.cache_key = cache_key(
-            tenant=_tenant_name(tenant),
-            request=request,
-            model=plan.target.model_name,
-            reasoning_effort=plan.target.reasoning_effort,
-        )
-        plan.may_store = not no_store_requested(request, headers)
 
     async def _store_answer(
         self,
@@ -568,19 +510,10 @@ class Router:
         tenant: TenantConfig | None,
     ) -> None:
         # A fallback's answer is not what the key's model would have said: not cached.
-        if self.cache is None or plan.cache_key is None or not plan.may_store:
+        if self.answers is None or served.is_fallback:
             return
-        if served.is_fallback:
-            return
-        ttl = (tenant.cache_ttl_s if tenant else None) or self.cache.settings.ttl_s
-        stored = await self.cache.put(plan.cache_key, response, ttl_s=ttl)
-        semantic = self._semantic
-        if stored and plan.semantic_entry is not None and semantic is not None:
-            partition, text, embedding = plan.semantic_entry
-            await semantic.add(
-                tenant=_tenant_name(tenant), partition=partition, text=text,
-                embedding=embedding, exact_key=plan.cache_key, ttl_s=ttl,
-            )  # fmt: skip
+        ttl = (tenant.cache_ttl_s if tenant else None) or self.answers.settings.ttl_s
+        await self.answers.save(plan.cache, response, tenant=_tenant_name(tenant), ttl_s=ttl)
 
     async def _record_cache_hit(self, tenant: TenantConfig | None) -> None:
         if self.budgets is None or tenant is None:
@@ -672,57 +605,3 @@ def _previous_turn(messages: Sequence[Mapping[str, Any]]) -> list[Mapping[str, A
     if len(user_turns) < 2:
         return None
     return list(messages[: user_turns[-2] + 1])
-
-
-async def _empty() -> AsyncIterator[dict[str, Any]]:
-    return
-    yield  # pragma: no cover - makes this an async generator
-
-
-async def _replay(chunks: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
-    for chunk in chunks:
-        yield chunk
-
-
-async def _metered(
-    chunks: AsyncIterator[dict[str, Any]],
-    result: StreamingCompletion,
-    ticket: Ticket,
-    finished: Callable[[list[dict[str, Any]]], Awaitable[None]],
-    *,
-    include_usage: bool,
-) -> AsyncIterator[dict[str, Any]]:
-    """Pass chunks through, charging from the usage chunk (hidden unless the client asked).
-
-    A stream that ends early, cut by the upstream or by the client going away, has no
-    usage chunk: it is charged for the text it produced (see :meth:`Ticket.settle`).
-    A stream that ends well is handed to ``finished`` whole, to be cached.
-    """
-    produced: list[str] = []
-    recorded: list[dict[str, Any]] = []
-    try:
-        async for chunk in chunks:
-            recorded.append(chunk)
-            usage = chunk.get("usage")
-            if usage:
-                result.usage = usage
-            for choice in chunk.get("choices") or ():
-                delta = choice.get("delta") or {}
-                produced.extend(
-                    str(delta[name]) for name in ("content", "reasoning_content") if delta.get(name)
-                )
-            if "usage" in chunk and not include_usage:
-                # Asked for upstream, not by the client: the usage-only chunk and the
-                # ``usage: null`` other chunks carry are not the client's to see.
-                if usage and not chunk.get("choices"):
-                    continue
-                chunk = {k: v for k, v in chunk.items() if k != "usage"}
-            yield chunk
-        await finished(recorded)
-    finally:
-        # Shielded: a client that disconnects cancels this task, and the books must still close.
-        with anyio.CancelScope(shield=True):
-            result.cost_usd = await ticket.settle(
-                result.served, result.usage, produced_text="".join(produced)
-            )
-            result.timings.baseline_usd = ticket.baseline_usd
