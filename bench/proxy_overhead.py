@@ -150,7 +150,7 @@ def wait_ready(
 
 
 @contextlib.contextmanager
-def servers(env: dict[str, str]) -> Iterator[tuple[str, str]]:
+def servers(env: dict[str, str], *, workers: int = 1) -> Iterator[tuple[str, str]]:
     """The simulator and the proxy, ready; both stopped on the way out."""
     with tempfile.TemporaryDirectory(prefix="thinkroute-bench-") as tmp:
         up_port, proxy_port = free_port(), free_port()
@@ -162,7 +162,17 @@ def servers(env: dict[str, str]) -> Iterator[tuple[str, str]]:
         try:
             wait_ready(f"{up_url}/v1/models", upstream, up_log)
             proxy = start(
-                ["serve", "--config", config, "--port", str(proxy_port), "--log-level", "warning"],
+                [
+                    "serve",
+                    "--config",
+                    config,
+                    "--port",
+                    str(proxy_port),
+                    "--log-level",
+                    "warning",
+                    "--workers",
+                    str(workers),
+                ],  # fmt: skip
                 proxy_log,
                 env,
             )
@@ -285,13 +295,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--budget", type=float, default=20.0, help="seconds at most for the c=1 phase"
     )
+    parser.add_argument("--workers", type=int, default=1, help="thinkroute serve --workers")
     args = parser.parse_args(argv)
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     env.pop("THINKROUTE_API_KEY", None)  # the config file names the tenant
     load_before = os.getloadavg()[0]
     began = time.monotonic()
-    with servers(env) as (up, proxy):
+    with servers(env, workers=args.workers) as (up, proxy):
         startup_s = time.monotonic() - began
         targets = {
             "direct": (f"{up}/v1/chat/completions", lambda i: body("fast-model", i)),
@@ -335,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_1m_mid": round(load_mid, 2),
         "loadavg_1m_after": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
+        "workers": args.workers,
         "startup_s": round(startup_s, 1),
         "wall_s": round(time.monotonic() - began, 1),
         "versions": versions(),

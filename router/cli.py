@@ -62,6 +62,11 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir", help="where the embedded Redis keeps its data (default: ~/.local/share)"
     )
+    parser.add_argument(
+        "--workers", type=_positive_int, default=1,
+        help="worker processes, each with its own classifier (about 0.5 GB each); they share "
+        "Redis, so budgets and the cache hold across them",
+    )  # fmt: skip
 
 
 def _run_serve(args: argparse.Namespace) -> int:
@@ -73,7 +78,8 @@ def _run_serve(args: argparse.Namespace) -> int:
     from router.embedded import EmbeddedRedis
     from router.logs import configure_logging
     from router.proxy import Router
-    from router.server import create_app
+    from router.server import WORKER_CONFIG, WORKER_LOG, WORKER_REDIS_URL, create_app
+    from router.store import redact_url
 
     configure_logging(args.log_format, args.log_level)
     # A SIGTERM before uvicorn installs its own handler must still unwind the
@@ -97,14 +103,29 @@ def _run_serve(args: argparse.Namespace) -> int:
             embedded = stack.enter_context(EmbeddedRedis(data_dir))
             redis_url = embedded.url
             print(f"thinkroute: no REDIS_URL; embedded Redis in {embedded.data_dir}")
-        router = Router.from_config(config, redis_url=redis_url)
         admin_key = os.environ.get("THINKROUTE_ADMIN_KEY") or None
-        app = create_app(router, admin_key=admin_key)
-        print(f"thinkroute: Redis at {router.store.description if router.store else '-'}; "
+        print(f"thinkroute: Redis at {redact_url(redis_url)}; "
               f"admin API {'on' if admin_key else 'off (set THINKROUTE_ADMIN_KEY)'}")  # fmt: skip
-        print(f"thinkroute: listening on http://{args.host}:{args.port}/v1")
+        print(f"thinkroute: listening on http://{args.host}:{args.port}/v1 "
+              f"({args.workers} worker{'s' if args.workers > 1 else ''})")  # fmt: skip
         # log_config=None: uvicorn's loggers go through the root handler, in --log-format.
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, log_config=None)
+        options = {"host": args.host, "port": args.port, "log_level": args.log_level,
+                   "log_config": None}  # fmt: skip
+        if args.workers == 1:
+            router = Router.from_config(config, redis_url=redis_url)
+            uvicorn.run(create_app(router, admin_key=admin_key), **options)
+            return 0
+        # Each worker process builds its own app from what this one resolved.
+        os.environ.update({
+            WORKER_CONFIG: args.config or "", WORKER_REDIS_URL: redis_url,
+            WORKER_LOG: f"{args.log_format}:{args.log_level}",
+        })  # fmt: skip
+        uvicorn.run(
+            "router.server:app_from_environment", factory=True, workers=args.workers,
+            # A worker imports LiteLLM and loads the classifier before it can answer
+            # uvicorn's health check: tens of seconds on a busy 2-core machine.
+            timeout_worker_healthcheck=120, **options,
+        )  # fmt: skip
     return 0
 
 
@@ -200,6 +221,13 @@ def _run_export_decisions(args: argparse.Namespace) -> int:
             f"(set log_prompts: true on tenant '{args.tenant}' to keep it)"
         )
     return 0
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, float]:

@@ -44,11 +44,15 @@ from router.store import Store
 from router.tenants import TenantDirectory, bearer_key, describe
 from router.wire import ANTHROPIC_WIRE, OPENAI_WIRE, Wire
 
-__all__ = ["create_app"]
+__all__ = ["app_from_environment", "create_app"]
 
 logger = logging.getLogger(__name__)
 
 LATENCY_LIMIT_HEADER = "x-thinkroute-max-latency-ms"
+# What `thinkroute serve --workers N` hands each worker process.
+WORKER_CONFIG = "THINKROUTE_WORKER_CONFIG"
+WORKER_REDIS_URL = "THINKROUTE_WORKER_REDIS_URL"
+WORKER_LOG = "THINKROUTE_WORKER_LOG"
 # A client's own request id is kept if it is a plain token; anything else is replaced.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
@@ -337,6 +341,21 @@ def create_app(
         return JSONResponse(error.to_body(), status_code=500)
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one ``thinkroute serve --workers N`` worker, built from its environment."""
+    import os
+
+    from router.config import config_from_environment, load_config
+    from router.logs import configure_logging
+
+    log_format, _, log_level = os.environ.get(WORKER_LOG, "json:info").partition(":")
+    configure_logging(log_format, log_level)
+    path = os.environ.get(WORKER_CONFIG)
+    config = load_config(path, os.environ) if path else config_from_environment(os.environ)[0]
+    router = Router.from_config(config, redis_url=os.environ.get(WORKER_REDIS_URL) or None)
+    return create_app(router, admin_key=os.environ.get("THINKROUTE_ADMIN_KEY") or None)
 
 
 def _decision_headers(

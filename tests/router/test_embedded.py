@@ -84,3 +84,37 @@ def _answers(socket) -> bool:
             return bool(c.ping())
     except (redis.RedisError, OSError):
         return False
+
+
+def test_serve_with_two_workers_answers_and_shares_its_redis(tmp_path):
+    """`--workers 2`: both processes build the app from what the parent resolved."""
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update(THINKROUTE_API_KEY="sk-workers-test-key", LITELLM_LOCAL_MODEL_COST_MAP="True",
+               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")  # fmt: skip
+    port = _free_port()
+    command = [sys.executable, "-m", "router.cli", "serve", "--port", str(port), "--workers", "2",
+               "--data-dir", str(tmp_path / "data"), "--log-format", "text"]  # fmt: skip
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.stdout.read()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        body = {"model": "auto", "messages": [{"role": "user", "content": "hi there"}]}
+        headers = {"authorization": "Bearer sk-workers-test-key"}
+        for _ in range(4):
+            routed = httpx.post(f"http://127.0.0.1:{port}/v1/route", json=body, headers=headers,
+                                timeout=30)  # fmt: skip
+            assert routed.status_code == 200 and routed.json()["tier"] == "fast"
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz").json()["redis"].startswith("ok")
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=60)
+    assert "(2 workers)" in output and "died" not in output
+    assert not _answers(tmp_path / "data" / "redis.sock")
