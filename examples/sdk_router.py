@@ -1,6 +1,6 @@
 """thinkroute in-process, without a proxy: decide, then answer.
 
-    python examples/sdk_router.py deploy/config.sim.yaml   # with `thinkroute sim-upstream` running
+python examples/sdk_router.py deploy/config.sim.yaml   # with `thinkroute sim-upstream` running
 """
 
 import sys
