@@ -40,6 +40,7 @@ __all__ = [
     "ScoreCache",
     "SemanticCacheSettings",
     "bypass_requested",
+    "answer_digest",
     "cache_key",
     "canonical_json",
     "chunks_from_response",
@@ -112,11 +113,26 @@ def cache_key(
     """
     if not TENANT_PATTERN.fullmatch(tenant):
         raise ValueError(f"tenant name {tenant!r} cannot be part of a cache key")
+    digest = answer_digest(request, model=model, reasoning_effort=reasoning_effort)
+    return f"thinkroute:{{{tenant}}}:cache:{digest}"
+
+
+def answer_digest(
+    request: ChatRequest,
+    *,
+    model: str,
+    reasoning_effort: str | None,
+    messages: list[dict[str, Any]] | None = None,
+) -> str:
+    """SHA-256 over everything that changes the answer; ``messages`` replaces the request's
+    (the semantic cache leaves the last question's text out)."""
     params = {
         name: value
         for name, value in request.params_for_upstream().items()
         if name not in NOT_IN_KEY and value is not None
     }
+    if messages is not None:
+        params["messages"] = messages
     payload = {
         "v": KEY_VERSION,
         "requested_model": request.model,
@@ -124,8 +140,7 @@ def cache_key(
         "reasoning_effort": reasoning_effort,
         "params": params,
     }
-    digest = hashlib.sha256(canonical_json(payload)).hexdigest()
-    return f"thinkroute:{{{tenant}}}:cache:{digest}"
+    return hashlib.sha256(canonical_json(payload)).hexdigest()
 
 
 def is_cacheable(request: ChatRequest, settings: CacheSettings) -> bool:

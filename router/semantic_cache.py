@@ -68,8 +68,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Bump when the partition payload or the stored entry format changes: old entries then miss.
-KEY_VERSION = 1
 # Random-hyperplane LSH: a pair at cosine 0.95 shares a given table's bucket with
 # probability 0.90**8 = 0.43, so it misses all 8 tables 1.2% of the time (0.3% at 0.97).
 LSH_TABLES = 8
@@ -103,21 +101,11 @@ def partition_key(request: ChatRequest, *, model: str, reasoning_effort: str | N
     """
     if query_text(request) is None:
         return None
-    params = {
-        name: value
-        for name, value in request.params_for_upstream().items()
-        if name not in exact_cache.NOT_IN_KEY and value is not None
-    }
     last = {name: value for name, value in request.messages[-1].items() if name != "content"}
-    params["messages"] = [*request.messages[:-1], last]
-    payload = {
-        "v": KEY_VERSION,
-        "requested_model": request.model,
-        "model": model,
-        "reasoning_effort": reasoning_effort,
-        "params": params,
-    }
-    return hashlib.sha256(exact_cache.canonical_json(payload)).hexdigest()
+    return exact_cache.answer_digest(
+        request, model=model, reasoning_effort=reasoning_effort,
+        messages=[*request.messages[:-1], last],
+    )  # fmt: skip
 
 
 # --- the index --------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +14,9 @@ from router.dispatch import configure_litellm
 from router.proxy import Router
 from router.server import create_app
 from router.simulator import BackgroundServer, SimulatedUpstream
+from router.store import Store
 
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 ACME_KEY = "sk-acme-0123456789"
 BETA_KEY = "sk-beta-0123456789"
 UPSTREAM_KEY = "sk-upstream-secret-do-not-leak"
@@ -52,6 +55,19 @@ def proxy_config(
             "dispatch": {"num_retries": 0, "timeout_s": 10, **dispatch},
         }
     )
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[Store]:
+    """A client of the test Redis; tests that touch it use keys no other test uses."""
+    store = Store.from_url(REDIS_URL, timeout_s=5.0)  # a loaded test machine is slow, not down
+    yield store
+    await store.aclose()
 
 
 @pytest.fixture(scope="session")

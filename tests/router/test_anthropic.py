@@ -53,11 +53,6 @@ PNG = (  # a 1x1 pixel
 )
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def request(**fields: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": "auto",

@@ -17,24 +17,12 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 NOW = 1_795_000_000.0  # 2026-11-18, mid-day UTC
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 class Clock:
     def __init__(self, now: float = NOW) -> None:
         self.now = now
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def store():
-    store = Store.from_url(REDIS_URL, timeout_s=5.0)  # a loaded test machine is slow, not down
-    yield store
-    await store.aclose()
 
 
 @pytest.fixture

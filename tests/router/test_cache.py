@@ -66,18 +66,6 @@ def completion(content="Canberra.", *, finish="stop", **message) -> dict:
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
-async def store():
-    store = Store.from_url(REDIS_URL, timeout_s=5.0)  # a loaded test machine is slow, not down
-    yield store
-    await store.aclose()
-
-
-@pytest.fixture
 async def tenant(store):
     """A tenant name no other test uses; its cache keys are deleted afterwards."""
     name = f"test-{uuid.uuid4().hex[:12]}"

@@ -21,11 +21,6 @@ pytestmark = pytest.mark.filterwarnings(
 ASK = [{"role": "user", "content": "Is 91 prime?"}]
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def dispatcher(upstream_url: str, model: str = "fast-model", **dispatch) -> Dispatcher:
     params = {"model": f"openai/{model}", "api_base": upstream_url, "api_key": "sk-up-123"}
     config = build_config({

@@ -51,11 +51,6 @@ async def test_stream_charges_the_usage_it_hides(router):
     await router.aclose()  # this loop's upstream connections
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def test_unknown_model_is_refused_before_any_call(router, clean_upstream):
     with pytest.raises(ModelNotFoundError):
         router.completion({"model": "gpt-99", "messages": CHAT})

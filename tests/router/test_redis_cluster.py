@@ -27,11 +27,6 @@ from router.tenants import TenantDirectory
 SLOTS = 16384
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def _free_ports(n: int) -> list[int]:
     sockets = [socket.socket() for _ in range(n)]
     try:

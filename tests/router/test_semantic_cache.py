@@ -107,21 +107,9 @@ GUARD_TABLE = [
 ]
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def embedder() -> SentenceEmbedder:
     return SentenceEmbedder(cache_size=256).fit()
-
-
-@pytest.fixture
-async def store():
-    store = Store.from_url(REDIS_URL, timeout_s=5.0)  # a loaded test machine is slow, not down
-    yield store
-    await store.aclose()
 
 
 @pytest.fixture

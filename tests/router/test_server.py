@@ -110,11 +110,6 @@ def test_stream_without_usage_hides_the_usage_chunk(proxy, clean_upstream):
     assert clean_upstream.requests[0]["body"]["stream_options"] == {"include_usage": True}
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.mark.anyio
 async def test_async_client_gets_routed_answers(proxy, clean_upstream):
     api = openai.AsyncOpenAI(base_url=proxy.base_url, api_key=ACME_KEY, max_retries=0)

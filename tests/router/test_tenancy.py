@@ -29,11 +29,6 @@ CHAT = "what's a nice name for a cat?"
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
 def run_id() -> Iterator[str]:
     """A prefix for this test's tenants; their Redis keys are deleted afterwards."""
     run = f"t{uuid.uuid4().hex[:8]}"
