@@ -80,6 +80,10 @@ class AnswerCache:
         if entry.key is None:
             return None
         hit = await self.exact.get(entry.key)
+        if hit is None and not self._store.is_available:
+            # Redis is down: this request was not looked up, and nothing will be stored.
+            entry.key, entry.may_store = None, False
+            return None
         if hit is None and self.settings.semantic.enabled:
             hit = await self._similar(entry, request, tenant=tenant, target=target)
         return hit

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -10,6 +15,7 @@ import anyio
 import httpx
 import pytest
 import redis
+import yaml
 
 from router.proxy import Router
 from router.server import create_app
@@ -119,19 +125,58 @@ async def test_150_concurrent_requests_never_overspend_and_the_books_match_the_h
 
 
 @pytest.mark.anyio
-async def test_two_proxies_sharing_redis_enforce_one_budget(metered, run_id):
+@contextlib.contextmanager
+def proxy_process(config, tmp_path) -> Iterator[str]:
+    """``thinkroute serve`` in a process of its own, on the test Redis; yields its URL."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "router.cli", "serve", "--config", str(path), "--port",
+               str(port), "--redis-url", REDIS_URL, "--log-level", "warning"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            assert process.poll() is None, "the proxy process exited"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+@pytest.mark.anyio
+async def test_two_proxy_processes_sharing_redis_enforce_one_budget(
+    metered, run_id, clean_upstream, tmp_path
+):
     name = f"{run_id}-shared"
     tenants = [{"name": name, "api_keys": [f"sk-{name}"], "budget": {"daily_usd": 0.0003}}]
-    first, second = metered(tenants), metered(tenants)
+    first = metered(tenants)
+    config = proxy_config(clean_upstream.base_url, tenants=tenants)
+    with proxy_process(config, tmp_path) as second:
+        statuses, costs = await _spend_through([first.url, second], f"sk-{name}")
+    assert set(statuses) == {200, 429}
+    spent = usage(first, f"sk-{name}")["day"]["spend_usd"]
+    assert round(spent * 1e6) == sum(round(c * 1e6) for c in costs) <= 300
+
+
+async def _spend_through(urls: list[str], key: str) -> tuple[list[int], list[float]]:
+    """60 concurrent requests spread over the proxies; their statuses and charged costs."""
     statuses: list[int] = []
     costs: list[float] = []
 
-    async def one(server: BackgroundServer, i: int) -> None:
+    async def one(url: str, i: int) -> None:
         async with httpx.AsyncClient(timeout=60) as client:
             response = await client.post(
-                f"{server.url}/v1/chat/completions",
+                f"{url}/v1/chat/completions",
                 json=chat(f"ping {i}", model="fast", max_tokens=16),
-                headers=bearer(f"sk-{name}"),
+                headers=bearer(key),
             )
         statuses.append(response.status_code)
         if response.status_code == 200:
@@ -139,11 +184,8 @@ async def test_two_proxies_sharing_redis_enforce_one_budget(metered, run_id):
 
     async with anyio.create_task_group() as group:
         for i in range(60):
-            group.start_soon(one, first if i % 2 else second, i)
-    assert set(statuses) == {200, 429}
-    spent = usage(first, f"sk-{name}")["day"]["spend_usd"]
-    assert spent == usage(second, f"sk-{name}")["day"]["spend_usd"]
-    assert round(spent * 1e6) == sum(round(c * 1e6) for c in costs) <= 300
+            group.start_soon(one, urls[i % len(urls)], i)
+    return statuses, costs
 
 
 def test_a_stream_cut_by_the_upstream_is_charged_for_what_it_produced(
