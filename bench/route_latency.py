@@ -3,16 +3,21 @@
 A decision is what the proxy does per request: pick the text to score, embed
 it, run the head, apply the policy. Prints one JSON object on one line:
 
-    python bench/route_latency.py [--backend auto|onnx|torch] [--quantize] [--threads N]
-                                  [--spin] [--n N]
+    python bench/route_latency.py [--model DIR] [--backend auto|onnx|torch] [--quantize]
+                                  [--threads N] [--spin] [--n N]
+
+``--model`` picks an artifact (default: the shipped head, over the static
+embedding); the transformer options apply to a head trained over the whole
+sentence transformer (``thinkroute train --embedding transformer``).
 
 ``p50_ms``/``p99_ms`` time decisions on texts the embedding cache has not
 seen (the cache is switched off), ``cached_p50_ms`` the same question again
-(an LRU hit), ``batch_texts_per_s`` ``score_texts`` on batches of 32.
-``import_s`` is the one-off cost of importing the model libraries and
-``load_s`` that of ``DifficultyClassifier.load()`` after it, with the ONNX
-export already on disk. The machine's other load moves these numbers: repeat
-runs and compare medians.
+(an LRU hit; ``null`` for the static embedding, which keeps no cache),
+``batch_texts_per_s`` ``score_texts`` on batches of 32. ``import_s`` is the
+one-off cost of importing the classifier and the policy, and ``load_s`` that
+of ``DifficultyClassifier.load()`` after it (for the transformer, its model
+libraries and the ONNX export already on disk). The machine's other load
+moves these numbers: repeat runs and compare medians.
 """
 
 from __future__ import annotations
@@ -202,6 +207,7 @@ def _time_ms(fn: Callable[[], object], repeat: int) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="artifact directory (default: shipped)")
     parser.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto")
     parser.add_argument("--quantize", action="store_true", help="int8 ONNX model")
     parser.add_argument("--threads", type=int, default=None, help="inference threads")
@@ -211,55 +217,55 @@ def main() -> None:
     args = parser.parse_args()
 
     start = time.perf_counter()
-    import sentence_transformers  # noqa: F401  (torch, transformers: most of a cold start)
-
-    if args.backend != "torch":
-        import optimum.onnxruntime  # noqa: F401
-    from classifier.embedding import SentenceEmbedder, resolve_model
-    from classifier.model import DifficultyClassifier
+    from classifier.artifact import read_artifact
+    from classifier.model import DEFAULT_ARTIFACT, DifficultyClassifier
     from router.policy import decide
 
     import_s = time.perf_counter() - start
     params = {"backend": args.backend, "quantize": args.quantize, "num_threads": args.threads}
     if args.spin:
         params["spin"] = True
-    embedder = SentenceEmbedder(**params)
-    if not embedder._export_dir(resolve_model(embedder.model)).exists():
-        DifficultyClassifier.load(**params)  # the one-off ONNX export, not part of load_s
+    if read_artifact(args.model or DEFAULT_ARTIFACT).embedding.get("kind") != "static":
+        DifficultyClassifier.load(args.model, **params)  # the one-off ONNX export, if any
     start = time.perf_counter()
-    clf = DifficultyClassifier.load(**params)
+    clf = DifficultyClassifier.load(args.model, **params)
     load_s = time.perf_counter() - start
     thresholds = clf.thresholds
+    has_cache = "cache_size" in clf.embedder.get_params()
 
     def route(text: str) -> object:
         score = clf.score_messages([{"role": "user", "content": text}])
         return decide(score, mode=args.mode, thresholds=thresholds)
 
     # Uncached: with the LRU off, every call pays for the embedding.
-    clf.embedder.set_params(cache_size=0)
+    if has_cache:
+        clf.embedder.set_params(cache_size=0)
     questions = iter(QUESTIONS * (args.n // len(QUESTIONS) + 2))
     _time_ms(lambda: route(next(questions)), 20)  # warm-up
     uncached = _time_ms(lambda: route(next(questions)), args.n)
 
-    clf.embedder.set_params(cache_size=4096)
-    route(QUESTIONS[0])
-    cached = _time_ms(lambda: route(QUESTIONS[0]), 200)
+    cached = None
+    if has_cache:
+        clf.embedder.set_params(cache_size=4096)
+        route(QUESTIONS[0])
+        cached = round(float(np.median(_time_ms(lambda: route(QUESTIONS[0]), 200))), 3)
+        clf.embedder.set_params(cache_size=0)
 
-    clf.embedder.set_params(cache_size=0)
     batch = (QUESTIONS * 2)[:32]
     batches = max(3, args.n // 100)
     clf.score_texts(batch)
     batch_ms = _time_ms(lambda: clf.score_texts(batch), batches)
 
     result = {
+        "embedding": clf.artifact.embedding.get("kind", "transformer"),
         "backend": clf.embedder.backend_,
         "threads": args.threads,
         "spin": args.spin,
         "n": args.n,
-        "p50_ms": round(float(np.median(uncached)), 2),
-        "p90_ms": round(float(np.percentile(uncached, 90)), 2),
-        "p99_ms": round(float(np.percentile(uncached, 99)), 2),
-        "cached_p50_ms": round(float(np.median(cached)), 3),
+        "p50_ms": round(float(np.median(uncached)), 3),
+        "p90_ms": round(float(np.percentile(uncached, 90)), 3),
+        "p99_ms": round(float(np.percentile(uncached, 99)), 3),
+        "cached_p50_ms": cached,
         "batch_texts_per_s": round(32_000 / float(np.median(batch_ms)), 1),
         "import_s": round(import_s, 2),
         "load_s": round(load_s, 2),

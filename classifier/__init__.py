@@ -11,6 +11,7 @@ from classifier.errors import ArtifactError, ClassifierError, DataFormatError
 from classifier.head import DifficultyHead
 from classifier.metrics import apgr, cpt, routing_curve
 from classifier.model import DifficultyClassifier
+from classifier.static_embedding import StaticEmbedder
 from classifier.text import text_for_scoring
 
 __version__ = "0.1.0"
@@ -23,6 +24,7 @@ __all__ = [
     "DifficultyHead",
     "Record",
     "SentenceEmbedder",
+    "StaticEmbedder",
     "apgr",
     "cpt",
     "load_records",

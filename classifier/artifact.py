@@ -31,6 +31,9 @@ FORMAT = "thinkroute.gated-head/1"
 HEAD_FILE = "head.json"
 CARD_FILE = "MODEL_CARD.md"
 MODES = ("cheap", "balanced", "quality")
+# Embedders a head may be trained over (see classifier.model.EMBEDDERS); an
+# artifact without a kind predates the static one and used the transformer.
+EMBEDDING_KINDS = ("transformer", "static")
 
 
 @dataclass
@@ -108,6 +111,11 @@ def _parse(document: dict[str, Any], path: Path) -> HeadArtifact:
             path,
             f"trained with features {document['features']}, this thinkroute computes "
             f"{list(FEATURE_NAMES)}: retrain the head",
+        )
+    kind = document["embedding"].get("kind", EMBEDDING_KINDS[0])
+    if kind not in EMBEDDING_KINDS:
+        raise ArtifactError(
+            path, f"trained over a {kind!r} embedding, this thinkroute knows {EMBEDDING_KINDS}"
         )
     width = int(document["embedding"]["dim"]) + len(FEATURE_NAMES)
     gate = _stored_head(numbers["gate"], width, path, "gate")

@@ -12,17 +12,23 @@ __all__ = ["render_card"]
 def render_card(artifact: HeadArtifact) -> str:
     """Markdown stating what the head was trained on, how, and how well it did."""
     training = artifact.training
+    embedding = artifact.embedding
+    if embedding.get("kind") == "static":
+        how = "its token-embedding layer alone, mean-pooled: static, no attention"
+    else:
+        how = f"the whole sentence transformer, through the {embedding.get('backend')} backend"
     lines = [
         "# thinkroute difficulty head",
         "",
         "Predicts P(the reasoning model answers better than the fast model) for a prompt.",
         "",
         f"- Trained: {training.get('date', 'unknown')}",
-        f"- Embedding model: `{artifact.embedding['model']}` "
-        f"({artifact.embedding['dim']}-d, {artifact.embedding.get('max_seq_length')} tokens, "
-        f"trained through the {artifact.embedding.get('backend')} backend)",
-        "- Head: standardised logistic regression over the embedding and surface features, "
-        "Platt-calibrated on out-of-fold scores of the measured fast/reasoning outcomes",
+        f"- Embedding: `{embedding['model']}`, {how} "
+        f"({embedding['dim']}-d, {embedding.get('max_seq_length')} tokens)",
+        "- Head: a gate (logistic regression: does the request call for reasoning?) times a "
+        "gain (one-hidden-layer MLP: does the reasoning model win it?), both standardised over "
+        "the embedding and surface features; their product is Platt-calibrated on out-of-fold "
+        "scores of the measured fast/reasoning outcomes",
         f"- Configuration: `{training.get('config', {})}`",
         "",
         "Reproduce with:",

@@ -97,6 +97,8 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         Tokens the model reads; longer inputs are truncated, not rejected.
     """
 
+    kind = "transformer"
+
     def __init__(
         self,
         *,

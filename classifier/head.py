@@ -209,6 +209,16 @@ def _forward(
     return np.asarray((h @ coefs[-1] + intercepts[-1])[:, 0], dtype=np.float64)
 
 
+def _probability(head: DifficultyHead, X: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``head.predict_proba(X)[:, 1]``, the same arithmetic without re-validating ``X``."""
+    check_is_fitted(head, "coefs_")
+    if X.shape[1] != head.n_features_in_:
+        raise ValueError(f"X has {X.shape[1]} features, the head expects {head.n_features_in_}")
+    slope, offset = head.calibration_
+    z = slope * _forward((X - head.mean_) / head.scale_, head.coefs_, head.intercepts_) + offset
+    return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
+
+
 def fit_platt(
     decision: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
 ) -> NDArray[np.float64]:
@@ -252,7 +262,12 @@ class GatedHead:
 
     def raw_score(self, X: ArrayLike) -> NDArray[np.float64]:
         """The uncalibrated product of the two heads' probabilities."""
-        return self.gate.predict_proba(X)[:, 1] * self.gain.predict_proba(X)[:, 1]
+        X = np.asarray(X, dtype=np.float64)
+        # Checked once here instead of by scikit-learn in each head: on the request
+        # path its validation costs more than the arithmetic (0.15 ms of 0.5).
+        if X.ndim != 2 or not np.isfinite(X).all():
+            raise ValueError(f"expected a finite 2-d array of vectors, got shape {X.shape}")
+        return _probability(self.gate, X) * _probability(self.gain, X)
 
     def score(self, X: ArrayLike) -> NDArray[np.float64]:
         """Calibrated P(reasoning model does better), one per row."""

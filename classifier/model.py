@@ -10,17 +10,24 @@ import numpy as np
 from numpy.typing import NDArray
 
 from classifier.artifact import HeadArtifact, read_artifact
+from classifier.base import Embedder
 from classifier.embedding import SentenceEmbedder
 from classifier.errors import ArtifactError
 from classifier.features import surface_features
+from classifier.static_embedding import StaticEmbedder
 from classifier.text import text_for_scoring
 
-__all__ = ["DEFAULT_ARTIFACT", "DifficultyClassifier", "build_features"]
+__all__ = ["DEFAULT_ARTIFACT", "EMBEDDERS", "DifficultyClassifier", "build_features"]
 
 DEFAULT_ARTIFACT = Path(__file__).resolve().parent / "default"
+# The embedder an artifact's ``embedding.kind`` names.
+EMBEDDERS: dict[str, type[SentenceEmbedder] | type[StaticEmbedder]] = {
+    SentenceEmbedder.kind: SentenceEmbedder,
+    StaticEmbedder.kind: StaticEmbedder,
+}
 
 
-def build_features(embedder: SentenceEmbedder, texts: Sequence[str]) -> NDArray[np.float64]:
+def build_features(embedder: Embedder, texts: Sequence[str]) -> NDArray[np.float64]:
     """The head's input for each text: its embedding followed by its surface features."""
     return np.hstack([embedder.transform(texts).astype(np.float64), surface_features(texts)])
 
@@ -35,7 +42,7 @@ class DifficultyClassifier:
     0.02
     """
 
-    def __init__(self, *, embedder: SentenceEmbedder, artifact: HeadArtifact) -> None:
+    def __init__(self, *, embedder: Embedder, artifact: HeadArtifact) -> None:
         self.embedder = embedder
         self.artifact = artifact
 
@@ -44,17 +51,30 @@ class DifficultyClassifier:
         cls,
         path: str | Path | None = None,
         *,
-        embedder_factory: Callable[..., SentenceEmbedder] = SentenceEmbedder,
+        embedder_factory: Callable[..., Embedder] | None = None,
         **embedder_params: Any,
     ) -> DifficultyClassifier:
         """Load an artifact directory (default: the shipped head) and its embedding model.
 
-        ``embedder_params`` (``backend``, ``cache_size``, ...) go to the
-        embedder; the model name comes from the artifact, since a head only
-        makes sense over the embeddings it was trained on.
+        The artifact says which embedder its head was trained over (its
+        ``embedding.kind``, see :data:`EMBEDDERS`) and with which model, since
+        a head only makes sense over the embeddings it was trained on.
+        ``embedder_params`` (``backend``, ``cache_size``, ...) go to that
+        embedder; those it does not take are dropped, so one configuration
+        serves either kind (the static embedder has no backend and needs no
+        cache: computing a vector costs less than looking one up would save).
         """
         location = Path(path) if path is not None else DEFAULT_ARTIFACT
         artifact = read_artifact(location)
+        if embedder_factory is None:
+            embedder_factory = EMBEDDERS[artifact.embedding.get("kind", SentenceEmbedder.kind)]
+            accepted = embedder_factory().get_params()
+            embedder_params = {k: v for k, v in embedder_params.items() if k in accepted}
+            if "max_seq_length" in accepted and "max_seq_length" in artifact.embedding:
+                # The window the head was trained with, not whatever the model defaults to.
+                embedder_params.setdefault(
+                    "max_seq_length", int(artifact.embedding["max_seq_length"])
+                )
         embedder = embedder_factory(model=artifact.embedding["model"], **embedder_params).fit()
         if embedder.dim_ != int(artifact.embedding["dim"]):
             raise ArtifactError(

@@ -172,7 +172,10 @@ def hash_api_key(key: str) -> str:
 
 
 class ClassifierConfig(_Strict):
-    path: str | None = None  # artifact directory; None = the shipped head
+    # Artifact directory; None = the shipped head, over the static embedding (numpy, no
+    # model runtime). A head trained with `thinkroute train --embedding transformer`
+    # runs the whole sentence transformer, and only it reads `backend` and `cache_size`.
+    path: str | None = None
     backend: Literal["auto", "onnx", "torch"] = "auto"
     cache_size: int = Field(default=4096, ge=0)
 

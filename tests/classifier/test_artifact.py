@@ -69,6 +69,7 @@ def edit(directory, change):
         (lambda d: d.__setitem__("features", ["log_words"]), "retrain the head"),
         (lambda d: d["thresholds"].__setitem__("balanced", 1.5), "thresholds must lie"),
         (lambda d: d.pop("thresholds"), "damaged"),
+        (lambda d: d["embedding"].__setitem__("kind", "bag-of-words"), "'bag-of-words' embedding"),
     ],
 )
 def test_damaged_or_mismatched_artifact_names_the_file(saved, change, problem):

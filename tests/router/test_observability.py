@@ -33,7 +33,10 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-OLYMPIAD = "Find all primes p such that p^2 + 2 is also prime, with a full proof."
+OLYMPIAD = (
+    "Let n be a positive integer. Find all functions f from the integers to the integers "
+    "such that f(m + f(n)) = f(m) + n for all integers m and n."
+)
 PRIMES = "Prove that there are infinitely many primes of the form 4k+3, with a full proof."
 CHAT = "what's a nice name for a cat?"
 

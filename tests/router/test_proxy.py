@@ -15,7 +15,11 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 OLYMPIAD = [
-    {"role": "user", "content": "Find all primes p such that p^2 + 2 is also prime, with proof."}
+    {
+        "role": "user",
+        "content": "Let n be a positive integer. Find all functions f from the integers to the "
+        "integers such that f(m + f(n)) = f(m) + n for all integers m and n.",
+    }
 ]
 CHAT = [{"role": "user", "content": "what's a nice name for a cat?"}]
 

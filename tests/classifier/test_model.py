@@ -1,0 +1,106 @@
+"""Training a head from the command line and loading it back over the embedder it names."""
+
+import json
+
+import numpy as np
+import pytest
+
+from classifier.artifact import HEAD_FILE, read_artifact
+from classifier.model import DEFAULT_ARTIFACT, EMBEDDERS, DifficultyClassifier
+from classifier.static_embedding import StaticEmbedder
+from classifier.train import main as train_main
+
+CHAT = ["what's a nice name for a cat?", "hi!", "any tips for a relaxing sunday afternoon?"]
+OLYMPIAD = (
+    "Let n be a positive integer. Find all functions f from the integers to the integers "
+    "such that f(m + f(n)) = f(m) + n for all integers m and n."
+)
+
+
+HARD = "Prove by induction that 7^n - 1 is divisible by 6 for every integer n >= {}."
+EASY = "Say hello to my friend number {}, please!"
+
+
+def _records() -> list[dict]:
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(60):
+        hard = i % 2 == 0
+        prompt = HARD.format(i) if hard else EASY.format(i)
+        gap = rng.random() < (0.8 if hard else 0.05)
+        records.append(
+            {
+                "id": f"outcome/{i}",
+                "source": "synthetic",
+                "subset": "hard" if hard else "easy",
+                "prompt": prompt,
+                "fast": {"score": 0.0 if gap else 1.0},
+                "reasoning": {"score": 1.0},
+            }
+        )
+    for i in range(20):
+        tier = "reasoning" if i % 2 else "fast"
+        prompt = f"Prove that {i}^n - 1 is divisible by {i - 1}." if i % 2 else f"Greet guest {i}."
+        records.append(
+            {"id": f"prompt/{i}", "source": "s", "prompt": prompt, "expected_tier": tier}
+        )
+    return records
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple:
+    directory = tmp_path_factory.mktemp("trained")
+    data = directory / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in _records()))
+    assert train_main(["--data", str(data), "--out", str(directory / "head"), "--quiet"]) == 0
+    return directory / "head", data
+
+
+def test_cli_trains_over_the_static_embedding_by_default_and_says_so(trained):
+    head, data = trained
+    artifact = read_artifact(head)
+    assert artifact.embedding["kind"] == "static" and artifact.embedding["dim"] == 384
+    card = (head / "MODEL_CARD.md").read_text()
+    assert "token-embedding layer" in card and f"--data {data}" in card
+    assert "--embedding" not in artifact.training["command"]  # the default needs no flag
+
+
+def test_loaded_head_scores_with_the_embedder_it_was_trained_over(trained):
+    head, _ = trained
+    # The proxy passes transformer settings whatever the artifact: they are dropped here.
+    clf = DifficultyClassifier.load(head, backend="onnx", cache_size=8, num_threads=1)
+    assert isinstance(clf.embedder, StaticEmbedder)
+    texts = [HARD.format(101), EASY.format(101)]
+    scores = clf.score_texts(texts)
+    assert scores.shape == (2,) and scores[0] > scores[1]
+
+
+def test_an_artifact_without_a_kind_loads_the_transformer(trained, tmp_path, monkeypatch):
+    """Heads written before the static embedding existed keep their embedder."""
+    head, _ = trained
+    document = json.loads((head / HEAD_FILE).read_text())
+    del document["embedding"]["kind"]
+    (tmp_path / HEAD_FILE).write_text(json.dumps(document))
+    built = []
+
+    class Recording(StaticEmbedder):
+        kind = "transformer"
+
+        def __init__(self, *, model: str = "m", backend: str = "auto") -> None:
+            built.append({"model": model, "backend": backend})
+            super().__init__(model=model)
+            self.backend = backend
+
+    monkeypatch.setitem(EMBEDDERS, "transformer", Recording)
+    DifficultyClassifier.load(tmp_path, backend="torch", cache_size=8)
+    assert built[-1] == {"model": "all-MiniLM-L6-v2", "backend": "torch"}
+
+
+def test_shipped_head_sends_chat_fast_and_olympiad_maths_to_reasoning():
+    clf = DifficultyClassifier.load()
+    assert read_artifact(DEFAULT_ARTIFACT).embedding["kind"] == "static"
+    thresholds = clf.thresholds
+    assert thresholds["quality"] < thresholds["balanced"] < thresholds["cheap"]
+    chat = [clf.score_messages([{"role": "user", "content": text}]) for text in CHAT]
+    assert max(chat) < thresholds["balanced"]
+    assert clf.score_messages([{"role": "user", "content": OLYMPIAD}]) >= thresholds["balanced"]
