@@ -2,7 +2,7 @@
 
 - Compose: the services, ports, healthchecks and mounts, and the mounted config
   loads with exactly the environment the container gets.
-- Dockerfile: CPU-only torch at the project's pin, non-root, baked ONNX export,
+- Dockerfile: CPU-only torch at the project's pin, non-root, classifier loaded at build,
   a healthcheck that really answers, and a command the CLI accepts.
 - Helm: the chart is rendered by Helm's own engine (``helm-python-sdk``) with
   default and custom values, every object is checked against the Kubernetes
@@ -206,7 +206,7 @@ def test_dockerfile_runs_as_a_non_root_user_it_creates():
     assert values["podSecurityContext"]["runAsNonRoot"] is True
 
 
-def test_dockerfile_sets_offline_defaults_and_bakes_the_onnx_export_before_dropping_root():
+def test_dockerfile_sets_offline_defaults_and_loads_the_classifier_before_dropping_root():
     runtime = dockerfile_stages()[-1]
     env = env_of(runtime)
     assert env["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
@@ -216,8 +216,8 @@ def test_dockerfile_sets_offline_defaults_and_bakes_the_onnx_export_before_dropp
     keywords = [kw for kw, _ in runtime]
     runs = [(i, a) for i, (kw, a) in enumerate(runtime) if kw == "RUN"]
     warm_index, warm_up = next((i, a) for i, a in runs if "DifficultyClassifier" in a)
-    assert warm_index < keywords.index("USER"), "export while the cache dir is writable"
-    assert "$THINKROUTE_CACHE_DIR" in warm_up and "onnx/model.onnx" in warm_up
+    assert warm_index < keywords.index("USER"), "warm up while the cache dir is writable"
+    assert "$THINKROUTE_CACHE_DIR" in warm_up
     # The Python it runs is valid and calls what the classifier really offers.
     code = shlex.split(warm_up)[shlex.split(warm_up).index("-c") + 1]
     called = {n.attr for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Attribute)}
