@@ -153,7 +153,10 @@ class Router:
         if store is not None and config.cache.enabled:
             self.answers = AnswerCache(
                 store, config.cache, embedder=lambda: self.classifier.embedder,
-                embedding_model=lambda: str(self.classifier.artifact.embedding.get("model")),
+                # Static and full-model vectors of one model must never be compared.
+                embedding_model=lambda: "{model}-{kind}".format_map(
+                    {"kind": "transformer", **self.classifier.artifact.embedding}
+                ),
             )  # fmt: skip
         self._scores: ScoreCache | None = None
         self._sync_loop: asyncio.AbstractEventLoop | None = None
