@@ -7,10 +7,14 @@ like the full model's output, it carries what a difficulty head mostly keys
 on, the words and the length of a request, and a head retrained over it ranks
 prompts as well as one over the full model (see ``classifier/default``).
 
-Everything comes from the model's own files, read without running code: the
-tokenizer from ``tokenizer.json`` and three tensors from ``model.safetensors``.
-There is nothing to export or cache, and neither torch nor ONNX Runtime is
-imported.
+It also beat the model2vec recipe on this task: each vocabulary token's
+*output* vector from the full model, mean-pooled (with or without Zipf or SIF
+weights), gave out-of-fold APGR 0.69-0.70 under the same head, against 0.706
+for this layer; and it needs no derived table. Everything comes from the
+model's own files, read without running code: the tokenizer from
+``tokenizer.json`` and the embedding layer's five tensors from
+``model.safetensors`` (memory ~50 MB). There is nothing to export or cache,
+and neither torch nor ONNX Runtime is imported.
 """
 
 from __future__ import annotations
