@@ -53,15 +53,7 @@ def test_serve_starts_and_stops_its_embedded_redis(tmp_path):
                                text=True)  # fmt: skip
     socket_path = tmp_path / "data" / "redis.sock"
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert process.poll() is None, process.stdout.read()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        _wait_until_ready(process, port, timeout_s=90)
         ready = httpx.get(f"http://127.0.0.1:{port}/readyz").json()
         assert ready["redis"].startswith("ok (unix://")
         assert _answers(socket_path)
@@ -70,6 +62,19 @@ def test_serve_starts_and_stops_its_embedded_redis(tmp_path):
         output, _ = process.communicate(timeout=60)
     assert "embedded Redis" in output
     assert not _answers(socket_path)
+
+
+def _wait_until_ready(process: subprocess.Popen[str], port: int, *, timeout_s: float) -> None:
+    """Poll /readyz until it answers 200; fail with the server's output if it exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
 
 
 def _free_port() -> int:
@@ -97,15 +102,7 @@ def test_serve_with_two_workers_answers_and_shares_its_redis(tmp_path):
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)  # fmt: skip
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            assert process.poll() is None, process.stdout.read()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+        _wait_until_ready(process, port, timeout_s=180)
         body = {"model": "auto", "messages": [{"role": "user", "content": "hi there"}]}
         headers = {"authorization": "Bearer sk-workers-test-key"}
         for _ in range(4):
