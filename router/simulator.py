@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import json
 import math
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Self
 
+import anyio
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -100,6 +102,9 @@ class SimulatorState:
         self.requests: deque[dict[str, Any]] = deque(maxlen=MAX_LOGGED_REQUESTS)
         self.seq = 0  # requests so far; the log may have dropped the oldest
         self.served: dict[str, int] = {}  # per model, requests that reached error_rate
+        # How each stream ended: completed, cut (the cut_stream_after knob) or abandoned
+        # (the client hung up first): proof that a proxy closes what its client left.
+        self.streams: deque[dict[str, Any]] = deque(maxlen=MAX_LOGGED_REQUESTS)
         self.lock = threading.Lock()
 
     def control(self, model: str, **knobs: Any) -> ModelBehaviour:
@@ -122,6 +127,7 @@ class SimulatorState:
         with self.lock:
             self.models = copy.deepcopy(self.defaults)
             self.requests.clear()
+            self.streams.clear()
             self.served.clear()
             self.seq = 0
 
@@ -131,6 +137,10 @@ class SimulatorState:
             self.requests.append({"body": body, "headers": headers})
             self.seq += 1
             return self.seq
+
+    def record_stream(self, model: str, outcome: str, chunks_sent: int) -> None:
+        with self.lock:
+            self.streams.append({"model": model, "outcome": outcome, "chunks_sent": chunks_sent})
 
     def behaviour(self, model: str) -> ModelBehaviour:
         with self.lock:
@@ -229,19 +239,40 @@ async def stream_events(
 
 
 class SSEResponse(StreamingResponse):
-    """An event stream that, unlike StreamingResponse, can end without finishing the body."""
+    """An event stream that can end without finishing the body, and reports how it ended.
 
-    def __init__(self, events: AsyncIterator[bytes]) -> None:
+    ``on_end(outcome, chunks_sent)`` runs once: ``completed``, ``cut`` (StreamCut) or
+    ``abandoned`` (the client disconnected first, which stops the stream at once).
+    """
+
+    def __init__(self, events: AsyncIterator[bytes], on_end: Callable[[str, int], None]) -> None:
         super().__init__(events, media_type="text/event-stream")
+        self.on_end = on_end
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        try:
-            async for event in self.body_iterator:
-                await send({"type": "http.response.body", "body": event, "more_body": True})
-        except StreamCut:
-            return  # no final empty body: uvicorn closes the connection mid-chunking
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        outcome, sent = "abandoned", 0
+        async with anyio.create_task_group() as watch:
+
+            async def stop_when_client_leaves() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                watch.cancel_scope.cancel()
+
+            watch.start_soon(stop_when_client_leaves)
+            try:
+                await send(
+                    {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+                )
+                async for event in self.body_iterator:
+                    await send({"type": "http.response.body", "body": event, "more_body": True})
+                    sent += 1
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                outcome = "completed"
+            except StreamCut:
+                outcome = "cut"  # no final empty body: uvicorn closes the connection mid-chunking
+            finally:
+                self.on_end(outcome, sent)
+                watch.cancel_scope.cancel()
 
 
 def create_app(models: dict[str, ModelBehaviour] | None = None) -> FastAPI:
@@ -282,7 +313,8 @@ def create_app(models: dict[str, ModelBehaviour] | None = None) -> FastAPI:
             return error_body(500)
         full = completion(body, behaviour, seq)
         if body.get("stream"):
-            return SSEResponse(stream_events(full, body, behaviour))
+            ended = functools.partial(state.record_stream, model)
+            return SSEResponse(stream_events(full, body, behaviour), ended)
         await asyncio.sleep(behaviour.first_byte_latency_s)
         if behaviour.malformed:
             return Response(BROKEN_JSON, media_type="application/json")
@@ -306,6 +338,11 @@ def create_app(models: dict[str, ModelBehaviour] | None = None) -> FastAPI:
     async def reset() -> dict[str, bool]:
         state.reset()
         return {"ok": True}
+
+    @app.get("/_streams")
+    async def streams() -> list[dict[str, Any]]:
+        with state.lock:
+            return list(state.streams)
 
     @app.get("/_requests")
     async def requests() -> list[dict[str, Any]]:
@@ -368,6 +405,12 @@ class SimulatedUpstream(BackgroundServer):
         """Every chat completion request so far: ``{"body": ..., "headers": {...}}``."""
         with self.state.lock:
             return copy.deepcopy(list(self.state.requests))
+
+    @property
+    def streams(self) -> list[dict[str, Any]]:
+        """How each stream ended: ``{"model": ..., "outcome": ..., "chunks_sent": n}``."""
+        with self.state.lock:
+            return copy.deepcopy(list(self.state.streams))
 
     def control(self, model: str, **knobs: Any) -> ModelBehaviour:
         return self.state.control(model, **knobs)

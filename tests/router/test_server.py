@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import openai
@@ -310,7 +311,7 @@ def test_stream_cut_after_the_first_byte_ends_with_an_error_event(proxy, clean_u
     assert [r["body"]["model"] for r in clean_upstream.requests] == ["fast-model"]
 
 
-def test_client_disconnect_mid_stream_leaves_the_proxy_serving(proxy, clean_upstream):
+def test_client_disconnect_mid_stream_closes_the_upstream_stream(proxy, clean_upstream):
     clean_upstream.control("fast-model", chunk_delay_s=0.2)
     with httpx.stream(
         "POST", f"{proxy.base_url}/chat/completions",
@@ -318,6 +319,17 @@ def test_client_disconnect_mid_stream_leaves_the_proxy_serving(proxy, clean_upst
         json={"model": "auto", "messages": ask(CHAT), "stream": True}, timeout=5,
     ) as response:  # fmt: skip
         next(response.iter_lines())  # take the first line, then hang up
+    deadline = time.monotonic() + 5
+    while not clean_upstream.streams and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # The proxy hung up on the model too, well before the reply's words ran out.
+    (stream,) = clean_upstream.streams
+    assert stream == {
+        "model": "fast-model",
+        "outcome": "abandoned",
+        "chunks_sent": stream["chunks_sent"],
+    }
+    assert stream["chunks_sent"] <= 3
     clean_upstream.reset()
     answer = client(proxy).chat.completions.create(model="auto", messages=ask(CHAT))
     assert answer.choices[0].message.content
