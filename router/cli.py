@@ -78,7 +78,13 @@ def _run_serve(args: argparse.Namespace) -> int:
     from router.embedded import EmbeddedRedis
     from router.logs import configure_logging
     from router.proxy import Router
-    from router.server import WORKER_CONFIG, WORKER_LOG, WORKER_REDIS_URL, create_app
+    from router.server import (
+        WORKER_CONFIG,
+        WORKER_LOG,
+        WORKER_REDIS_URL,
+        create_app,
+        operator_keys,
+    )
     from router.store import redact_url
 
     configure_logging(args.log_format, args.log_level)
@@ -103,9 +109,9 @@ def _run_serve(args: argparse.Namespace) -> int:
             embedded = stack.enter_context(EmbeddedRedis(data_dir))
             redis_url = embedded.url
             print(f"thinkroute: no REDIS_URL; embedded Redis in {embedded.data_dir}")
-        admin_key = os.environ.get("THINKROUTE_ADMIN_KEY") or None
-        print(f"thinkroute: Redis at {redact_url(redis_url)}; "
-              f"admin API {'on' if admin_key else 'off (set THINKROUTE_ADMIN_KEY)'}")  # fmt: skip
+        keys = operator_keys(os.environ)
+        admin = "on" if keys["admin_key"] else "off (set THINKROUTE_ADMIN_KEY)"
+        print(f"thinkroute: Redis at {redact_url(redis_url)}; admin API {admin}")
         print(f"thinkroute: listening on http://{args.host}:{args.port}/v1 "
               f"({args.workers} worker{'s' if args.workers > 1 else ''})")  # fmt: skip
         # log_config=None: uvicorn's loggers go through the root handler, in --log-format.
@@ -113,7 +119,7 @@ def _run_serve(args: argparse.Namespace) -> int:
                    "log_config": None}  # fmt: skip
         if args.workers == 1:
             router = Router.from_config(config, redis_url=redis_url)
-            uvicorn.run(create_app(router, admin_key=admin_key), **options)
+            uvicorn.run(create_app(router, **keys), **options)
             return 0
         # Each worker process builds its own app from what this one resolved.
         os.environ.update({

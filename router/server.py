@@ -14,7 +14,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -58,13 +58,18 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def create_app(
-    router: Router, *, load_classifier: bool = True, admin_key: str | None = None
+    router: Router,
+    *,
+    load_classifier: bool = True,
+    admin_key: str | None = None,
+    metrics_key: str | None = None,
 ) -> FastAPI:
     """The ASGI app; ``load_classifier`` loads the model at startup instead of first use.
 
     ``admin_key`` (``THINKROUTE_ADMIN_KEY`` when served from the CLI) opens the
     tenant management routes; without one they answer 403. ``GET /metrics``
-    (Prometheus) is open to scrapers unless ``server.metrics`` is off.
+    (Prometheus, unless ``server.metrics`` is off) takes ``metrics_key``
+    (``THINKROUTE_METRICS_KEY``), a scrape-only key, or the admin key.
     """
 
     @asynccontextmanager
@@ -79,6 +84,7 @@ def create_app(
     app = FastAPI(title="thinkroute", version="0.1.0", lifespan=lifespan)
     directory = TenantDirectory(router.config.tenants, router.store)
     admin_digest = hash_api_key(admin_key) if admin_key else None
+    metrics_digest = hash_api_key(metrics_key) if metrics_key else None
     settings = router.config.server
     max_body = settings.max_body_bytes
     metrics = Metrics() if settings.metrics else None
@@ -98,9 +104,20 @@ def create_app(
             raise PermissionDeniedError(
                 "the admin API is off: set THINKROUTE_ADMIN_KEY", code="admin_disabled"
             )
-        digest = hash_api_key(bearer_key(request.headers.get("authorization")))
-        if not hmac.compare_digest(digest, admin_digest):
+        if not _holds_key(request, admin_digest):
             raise AuthenticationError("this route needs the admin key", code="admin_key_required")
+
+    def require_scraper(request: Request) -> None:
+        # The text names tenants and their spend, so it is not for anyone who can reach the port.
+        if metrics_digest is None and admin_digest is None:
+            raise PermissionDeniedError(
+                "GET /metrics needs a key: set THINKROUTE_METRICS_KEY (or THINKROUTE_ADMIN_KEY)",
+                code="metrics_key_required",
+            )
+        if not any(_holds_key(request, d) for d in (metrics_digest, admin_digest) if d):
+            raise AuthenticationError(
+                "GET /metrics needs the metrics key or the admin key", code="metrics_key_required"
+            )
 
     async def read_json(request: Request) -> Any:
         declared = request.headers.get("content-length")
@@ -284,8 +301,8 @@ def create_app(
     if metrics is not None:
 
         @app.get("/metrics", include_in_schema=False)
-        async def prometheus_metrics() -> Response:
-            # No key: scrapers send none, and the text names tenants, never their keys.
+        async def prometheus_metrics(request: Request) -> Response:
+            require_scraper(request)
             body, content_type = metrics.render()
             return Response(body, media_type=content_type)
 
@@ -355,7 +372,20 @@ def app_from_environment() -> FastAPI:
     path = os.environ.get(WORKER_CONFIG)
     config = load_config(path, os.environ) if path else config_from_environment(os.environ)[0]
     router = Router.from_config(config, redis_url=os.environ.get(WORKER_REDIS_URL) or None)
-    return create_app(router, admin_key=os.environ.get("THINKROUTE_ADMIN_KEY") or None)
+    return create_app(router, **operator_keys(os.environ))
+
+
+def operator_keys(environ: Mapping[str, str]) -> dict[str, str | None]:
+    """The admin and metrics keys ``thinkroute serve`` takes from its environment."""
+    return {
+        "admin_key": environ.get("THINKROUTE_ADMIN_KEY") or None,
+        "metrics_key": environ.get("THINKROUTE_METRICS_KEY") or None,
+    }
+
+
+def _holds_key(request: Request, digest: str) -> bool:
+    sent = hash_api_key(bearer_key(request.headers.get("authorization")))
+    return hmac.compare_digest(sent, digest)
 
 
 def _decision_headers(

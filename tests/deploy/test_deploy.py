@@ -461,6 +461,7 @@ def test_chart_renders_valid_kubernetes_with_default_values(tmp_path):
     env = pod_environment(objects, secrets)
     assert env["REDIS_URL"] == "redis://redis-master:6379/0"
     assert len(env["THINKROUTE_ADMIN_KEY"]) >= 32, "an empty admin key is generated"
+    assert len(env["THINKROUTE_METRICS_KEY"]) >= 32, "so is the scrape key"
     config = load_mounted_config(objects, env, tmp_path)
     assert (config.redis.url, config.redis.cluster) == ("redis://redis-master:6379/0", False)
     assert config.tenants[0].api_keys == [env["THINKROUTE_API_KEY"]]
@@ -491,7 +492,13 @@ def test_chart_renders_for_a_redis_cluster_with_an_existing_secret_and_no_hpa(tm
     }
     monitor = one(objects, "ServiceMonitor")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
-    assert {"port": "http", "path": "/metrics"}.items() <= monitor["spec"]["endpoints"][0].items()
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert {"port": "http", "path": "/metrics"}.items() <= endpoint.items()
+    # Prometheus sends the scrape key from the operator's own Secret.
+    assert endpoint["authorization"]["credentials"] == {
+        "name": "thinkroute-keys",
+        "key": "THINKROUTE_METRICS_KEY",
+    }
 
     existing = {"thinkroute-keys": {"THINKROUTE_API_KEY": "sk-tenant-0123456789"}}
     env = pod_environment(objects, existing)
@@ -516,6 +523,7 @@ def test_chart_secret_carries_given_keys_and_extra_variables(tmp_path):
         "secrets": {
             "adminKey": "sk-admin-0123456789",
             "apiKey": "sk-default-0123456789",
+            "metricsKey": "sk-scrape-0123456789",
             "env": {"OPENAI_API_KEY": "sk-openai", "ACME_API_KEY": "sk-acme-0123456789"},
         },
         "config": {
@@ -531,6 +539,7 @@ def test_chart_secret_carries_given_keys_and_extra_variables(tmp_path):
     assert secret == {
         "THINKROUTE_ADMIN_KEY": "sk-admin-0123456789",
         "THINKROUTE_API_KEY": "sk-default-0123456789",
+        "THINKROUTE_METRICS_KEY": "sk-scrape-0123456789",
         "OPENAI_API_KEY": "sk-openai",
         "ACME_API_KEY": "sk-acme-0123456789",
     }

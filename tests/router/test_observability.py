@@ -39,6 +39,12 @@ OLYMPIAD = (
 )
 PRIMES = "Prove that there are infinitely many primes of the form 4k+3, with a full proof."
 CHAT = "what's a nice name for a cat?"
+METRICS_KEY = "sk-scrape-0123456789"
+ADMIN_KEY = "sk-admin-0123456789"
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}"}
 
 
 @pytest.fixture
@@ -58,13 +64,19 @@ def start(classifier, clean_upstream, run_id):
     """Start a proxy backed by Redis, with tenants ``{run}-a`` and ``{run}-b`` plus extras."""
     started: list[BackgroundServer] = []
 
-    def make(*, tenants: tuple[dict[str, Any], ...] = (), **server: Any) -> BackgroundServer:
+    def make(
+        *,
+        tenants: tuple[dict[str, Any], ...] = (),
+        keys: dict[str, str] | None = None,
+        **server: Any,
+    ) -> BackgroundServer:
+        keys = {"metrics_key": METRICS_KEY} if keys is None else keys
         plain = [{"name": f"{run_id}-{n}", "api_keys": [f"sk-{run_id}-{n}"]} for n in "ab"]
         config = proxy_config(clean_upstream.base_url, tenants=[*plain, *tenants])
         config = config.model_copy(update={"server": ServerConfig(**server)})
         router = Router(config=config, classifier=classifier,
                         store=Store.from_url(REDIS_URL, timeout_s=2.0))  # fmt: skip
-        proxy = BackgroundServer(create_app(router)).__enter__()
+        proxy = BackgroundServer(create_app(router, **keys)).__enter__()
         started.append(proxy)
         return proxy
 
@@ -101,8 +113,8 @@ def open_stream(server: BackgroundServer, key: str, text: str, **body) -> Any:
 
 
 def scrape(server: BackgroundServer) -> dict[str, Any]:
-    """``{family name: family}`` from ``GET /metrics``, asked without any key."""
-    response = httpx.get(f"{server.url}/metrics", timeout=10)
+    """``{family name: family}`` from ``GET /metrics``, asked with the scrape key."""
+    response = httpx.get(f"{server.url}/metrics", headers=bearer(METRICS_KEY), timeout=10)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     return {f.name: f for f in text_string_to_metric_families(response.text)}
@@ -195,16 +207,33 @@ def test_metrics_count_what_clients_saw(start, run_id, clean_upstream):
     assert exported == METRICS
 
 
-def test_metrics_need_no_key_show_no_secret_and_can_be_switched_off(start, run_id):
+def test_metrics_show_no_secret_and_can_be_switched_off(start, run_id):
     server = start()
     assert post(server, f"sk-{run_id}-a", CHAT).status_code == 200
-    text = httpx.get(f"{server.url}/metrics").text
+    text = httpx.get(f"{server.url}/metrics", headers=bearer(METRICS_KEY)).text
     families = {f.name: f.type for f in text_string_to_metric_families(text)}
     assert {f"{n}_total" if t == "counter" else n for n, t in families.items()} == set(METRICS)
     assert {t for n, t in families.items()} == {"counter", "histogram"}
     assert f"sk-{run_id}" not in text and UPSTREAM_KEY not in text and CHAT not in text
     off = start(metrics=False)
-    assert httpx.get(f"{off.url}/metrics").status_code == 404
+    assert httpx.get(f"{off.url}/metrics", headers=bearer(METRICS_KEY)).status_code == 404
+
+
+def test_metrics_need_the_scrape_key_or_the_admin_key(start, run_id):
+    server = start(keys={"metrics_key": METRICS_KEY, "admin_key": ADMIN_KEY})
+    for key in (METRICS_KEY, ADMIN_KEY):
+        assert httpx.get(f"{server.url}/metrics", headers=bearer(key)).status_code == 200
+    # A tenant's key, no key, or the right key spelled through another path: refused.
+    for headers in (bearer(f"sk-{run_id}-a"), bearer(METRICS_KEY + "x"), {}):
+        refused = httpx.get(f"{server.url}/metrics", headers=headers)
+        assert refused.status_code == 401
+        assert refused.json()["error"]["code"] in ("metrics_key_required", "missing_api_key")
+    closed = start(keys={})  # no key configured: closed, saying what to set
+    refused = httpx.get(f"{closed.url}/metrics", headers=bearer(METRICS_KEY))
+    assert (
+        refused.status_code == 403
+        and "THINKROUTE_METRICS_KEY" in refused.json()["error"]["message"]
+    )
 
 
 @pytest.fixture
