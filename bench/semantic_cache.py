@@ -598,6 +598,8 @@ def _exhaustive(vectors, signatures, query, signature, threshold, allow) -> int 
 
 
 def main() -> None:
+    from classifier.model import EMBEDDERS, DifficultyClassifier
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--bases", type=int, default=420)
@@ -608,9 +610,14 @@ def main() -> None:
         "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     )
     parser.add_argument("--no-redis", action="store_true")
+    parser.add_argument(
+        "--embedding",
+        choices=sorted(EMBEDDERS),
+        default=DifficultyClassifier.load().artifact.embedding.get("kind", "transformer"),
+        help="the vectors the cache compares; by default the shipped classifier's",
+    )
     args = parser.parse_args()
 
-    from classifier.embedding import SentenceEmbedder
     from router.semantic_cache import SemanticCache, SemanticCacheSettings
     from router.semantic_guards import GUARDS, guard_failures, guard_signature
     from router.store import Store
@@ -625,7 +632,7 @@ def main() -> None:
     for item in pool:
         item["family"] = item["group"].split("/")[0]
 
-    embedder = SentenceEmbedder(cache_size=0).fit()
+    embedder = EMBEDDERS[args.embedding]().fit()
     start = time.perf_counter()
     pool_vectors = embedder.transform([item["text"] for item in pool])
     pairs = build_pairs(pool, args.bases, rng, accepts) + neighbour_pairs(pool, pool_vectors)
@@ -654,7 +661,7 @@ def main() -> None:
 
     counts = Counter(p["kind"] for p in pairs)
     result: dict[str, Any] = {
-        "embedding_model": embedder.model,
+        "embedding_model": f"{embedder.model}-{embedder.kind}",
         "backend": embedder.backend_,
         "texts_embedded": len(pool) + len(variants),
         "embed_s": round(embed_s, 1),
