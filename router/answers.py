@@ -69,7 +69,7 @@ class AnswerCache:
             return CacheEntry()
         key = cache_key(
             tenant=tenant, request=request, model=target.model_name,
-            reasoning_effort=target.reasoning_effort,
+            reasoning_effort=target.reasoning_key,
         )  # fmt: skip
         return CacheEntry(key=key, may_store=not no_store_requested(request, headers))
 
@@ -107,7 +107,7 @@ class AnswerCache:
         semantic = self._semantic_cache()
         text = query_text(request)
         partition = partition_key(
-            request, model=target.model_name, reasoning_effort=target.reasoning_effort
+            request, model=target.model_name, reasoning_effort=target.reasoning_key
         )
         if not text or not partition or not semantic.accepts(text):
             return None

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 import litellm
 
-from router.config import Config, ModelDeployment
+from router.config import Config, ModelDeployment, Tier
 from router.errors import (
     InvalidRequestError,
     RateLimitError,
@@ -40,6 +40,7 @@ from router.errors import (
     UpstreamUnavailableError,
 )
 from router.openai_direct import DirectOpenAI, is_direct_eligible
+from router.reasoning import Thinking, litellm_kwargs
 
 __all__ = ["Dispatcher", "Served", "Target", "configure_litellm", "cost_usd"]
 
@@ -52,6 +53,14 @@ try:  # LiteLLM's marker for a call whose caller logs and bills it: skips succes
     from litellm._internal_context import internal_sub_call as _unlogged
 except ImportError:  # pragma: no cover - an older LiteLLM logs every call
     _unlogged = None
+
+try:  # the names of hooks LiteLLM registers for itself, not for a caller
+    from litellm.constants import INTERNAL_CALLBACK_NAMES as _LITELLM_OWN_HOOKS
+except ImportError:  # pragma: no cover - an older LiteLLM
+    _LITELLM_OWN_HOOKS = frozenset({"cache"})
+
+# A request that sets one of these has chosen its own reasoning: the tier's is not added.
+CLIENT_REASONING_PARAMS = frozenset({"reasoning_effort", "thinking"})
 
 # LiteLLM's callback lists: while all are empty, nobody receives its logging.
 _CALLBACK_LISTS = (
@@ -78,14 +87,34 @@ def configure_litellm() -> None:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A deployment and the reasoning effort to ask of it."""
+    """A deployment and how hard to ask it to think (see router/reasoning.py)."""
 
     deployment: ModelDeployment
     reasoning_effort: str | None = None
+    thinking: bool | None = None
+    thinking_budget_tokens: int | None = None
+
+    @classmethod
+    def for_tier(cls, deployment: ModelDeployment, tier: Tier, effort: str | None) -> Target:
+        """The tier's model with its thinking settings, at ``effort`` (the policy's, which
+        may differ from the tier's by a step)."""
+        return cls(deployment, effort, tier.thinking, tier.thinking_budget_tokens)
 
     @property
     def model_name(self) -> str:
         return self.deployment.model_name
+
+    @property
+    def reasoning(self) -> Thinking:
+        return Thinking(self.reasoning_effort, self.thinking, self.thinking_budget_tokens)
+
+    @property
+    def reasoning_key(self) -> str | None:
+        """The reasoning settings as one string, for cache keys: one hybrid model with
+        thinking off and on gives two different answers."""
+        if self.thinking is None and self.thinking_budget_tokens is None:
+            return self.reasoning_effort  # keys stay what they were before thinking settings
+        return f"{self.reasoning_effort}/thinking={self.thinking}/{self.thinking_budget_tokens}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +156,7 @@ class Dispatcher:
         return (
             self.direct is not None
             and target.model_name in self._direct_models
-            and not any(getattr(litellm, name, None) for name in _CALLBACK_LISTS)
+            and not _has_litellm_callbacks()
         )
 
     async def complete(
@@ -139,8 +168,9 @@ class Dispatcher:
             if self._goes_direct(current):
                 assert self.direct is not None
                 return await self.direct.complete(
-                    current.deployment, params, current.reasoning_effort
-                )
+                    current.deployment, params, current.reasoning_effort,
+                    extra_body=_reasoning(params, current).get("extra_body"),
+                )  # fmt: skip
             return _as_dict(await self._call(self._arguments(params, current, stream=False)))
 
         return await self._with_fallback(attempt, target, fallback)
@@ -156,8 +186,9 @@ class Dispatcher:
                 if self._goes_direct(current):
                     assert self.direct is not None
                     upstream = await self.direct.stream(
-                        current.deployment, params, current.reasoning_effort
-                    )
+                        current.deployment, params, current.reasoning_effort,
+                        extra_body=_reasoning(params, current).get("extra_body"),
+                    )  # fmt: skip
                 else:
                     upstream = await self._call(self._arguments(params, current, stream=True))
                 first = await anext(aiter(upstream))
@@ -201,8 +232,10 @@ class Dispatcher:
         arguments = {**params, **target.deployment.litellm_params}
         arguments["timeout"] = self.config.dispatch.timeout_s
         arguments["num_retries"] = self.config.dispatch.num_retries
-        if target.reasoning_effort is not None and "reasoning_effort" not in params:
-            arguments["reasoning_effort"] = target.reasoning_effort
+        for name, value in _reasoning(params, target).items():
+            if name == "extra_body":  # keep what the deployment's own extra_body says
+                value = _merged(arguments.get("extra_body"), value)
+            arguments[name] = value
         info = target.deployment.model_info
         if info.input_cost_per_token is not None or info.output_cost_per_token is not None:
             # LiteLLM prices every response for its own bookkeeping; with the prices in hand
@@ -216,6 +249,39 @@ class Dispatcher:
         return arguments
 
 
+def _reasoning(params: dict[str, Any], target: Target) -> dict[str, Any]:
+    """The LiteLLM arguments for the target's reasoning, unless the client chose its own."""
+    if CLIENT_REASONING_PARAMS & params.keys():
+        return {}
+    return litellm_kwargs(target.deployment.litellm_params, target.reasoning)
+
+
+def _merged(base: Any, extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` over ``base``, one level deep (``chat_template_kwargs`` is itself a dict)."""
+    merged = dict(base) if isinstance(base, dict) else {}
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            value = {**merged[key], **value}
+        merged[key] = value
+    return merged
+
+
+def _has_litellm_callbacks() -> bool:
+    """Whether anything receives LiteLLM's logging.
+
+    Building any LiteLLM ``Cache`` registers LiteLLM's own "cache" hook, and its
+    Gemini/Vertex context-caching module builds one at import: after the first
+    Gemini call the hook is there with no cache behind it. It counts only while
+    ``litellm.cache`` is set.
+    """
+    own = frozenset() if getattr(litellm, "cache", None) is not None else _LITELLM_OWN_HOOKS
+    return any(
+        not (isinstance(callback, str) and callback in own)
+        for name in _CALLBACK_LISTS
+        for callback in getattr(litellm, name, None) or ()
+    )
+
+
 def _logging_scope() -> AbstractContextManager[Any]:
     """Skip LiteLLM's success logging for a call when no LiteLLM callback would receive it.
 
@@ -223,7 +289,7 @@ def _logging_scope() -> AbstractContextManager[Any]:
     """
     if _unlogged is None or getattr(litellm, "cache", None) is not None:
         return contextlib.nullcontext()
-    if any(getattr(litellm, name, None) for name in _CALLBACK_LISTS):
+    if _has_litellm_callbacks():
         return contextlib.nullcontext()
     return _unlogged()
 

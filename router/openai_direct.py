@@ -25,7 +25,7 @@ import functools
 import json
 import os
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -72,9 +72,16 @@ class DirectOpenAI:
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 
     async def complete(
-        self, deployment: ModelDeployment, params: dict[str, Any], effort: str | None
+        self,
+        deployment: ModelDeployment,
+        params: dict[str, Any],
+        effort: str | None,
+        *,
+        extra_body: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        url, headers, body = self._request(deployment, params, effort, stream=False)
+        url, headers, body = self._request(
+            deployment, params, effort, stream=False, extra_body=extra_body
+        )
         async with await self._send(url, headers, body) as response:
             raw = await response.read()
         try:
@@ -86,10 +93,17 @@ class DirectOpenAI:
         return answer
 
     async def stream(
-        self, deployment: ModelDeployment, params: dict[str, Any], effort: str | None
+        self,
+        deployment: ModelDeployment,
+        params: dict[str, Any],
+        effort: str | None,
+        *,
+        extra_body: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Chunks as dicts; the request is sent (and retried) before the first is read."""
-        url, headers, body = self._request(deployment, params, effort, stream=True)
+        url, headers, body = self._request(
+            deployment, params, effort, stream=True, extra_body=extra_body
+        )
         response = await self._send(url, headers, body)
         return _sse_chunks(response)
 
@@ -108,6 +122,7 @@ class DirectOpenAI:
         effort: str | None,
         *,
         stream: bool,
+        extra_body: Mapping[str, Any] | None = None,
     ) -> tuple[str, dict[str, str], bytes]:
         litellm_params = deployment.litellm_params
         model = deployment.litellm_model.split("/", 1)[1]
@@ -115,6 +130,7 @@ class DirectOpenAI:
         if effort is not None and "reasoning_effort" not in client_params:
             client_params["reasoning_effort"] = effort
         body = dict(_translate(model, json.dumps(client_params, sort_keys=True)))
+        body.update(extra_body or {})  # top-level fields, as the OpenAI SDK sends extra_body
         body.update(model=model, messages=params["messages"])
         if stream:
             body["stream"] = True
