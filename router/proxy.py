@@ -52,6 +52,7 @@ from router.policy import (
 from router.requests import ChatRequest, parse_chat_request
 from router.store import Store
 from router.streaming import empty, metered, replay
+from router.tracing import Tracing, decision_attributes, start_tracing
 
 __all__ = ["AUTO_MODELS", "Completion", "Router", "StreamingCompletion", "Timings"]
 
@@ -140,8 +141,10 @@ class Router:
         dispatcher: Dispatcher | None = None,
         store: Store | None = None,
         budgets: Budgets | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.config = config
+        self.tracing = tracing or Tracing()  # off unless given
         self.store = store
         if budgets is None and store is not None:
             # A reservation outlives the longest call it can cover, then expires.
@@ -197,7 +200,8 @@ class Router:
                 timeout_s=settings.timeout_s,
                 max_connections=settings.max_connections,
             )
-        return cls(config=config, store=store)
+        tracing = start_tracing() if config.server.tracing else None
+        return cls(config=config, store=store, tracing=tracing)
 
     @property
     def classifier(self) -> DifficultyClassifier:
@@ -316,6 +320,7 @@ class Router:
         if request.stream:
             raise InvalidRequestError("use astream() for a streaming request", param="stream")
         plan = await self._aplan(request, tenant, latency_limit_s, headers or {})
+        self.tracing.annotate(_traced(plan, tenant))
         if plan.hit is not None:
             return Completion(response=plan.hit, decision=plan.decision,
                               served=Served(plan.target, is_fallback=False), cost_usd=0.0,
@@ -323,9 +328,11 @@ class Router:
         assert plan.ticket is not None  # every miss holds a ticket
         started = time.perf_counter()
         try:
-            response, served = await self.dispatcher.complete(
-                request.params_for_upstream(), plan.target, plan.fallback
-            )
+            with self._upstream_span(plan) as span:
+                response, served = await self.dispatcher.complete(
+                    request.params_for_upstream(), plan.target, plan.fallback
+                )
+                span.set_attributes(_served(served))
         except BaseException:
             await plan.ticket.release()
             raise
@@ -350,6 +357,7 @@ class Router:
         """
         request = _as_request(request)
         plan = await self._aplan(request, tenant, latency_limit_s, headers or {})
+        self.tracing.annotate(_traced(plan, tenant))
         if plan.hit is not None:
             cached = chunks_from_response(plan.hit, include_usage=request.include_usage)
             return StreamingCompletion(decision=plan.decision,
@@ -359,9 +367,11 @@ class Router:
         assert plan.ticket is not None  # every miss holds a ticket
         started = time.perf_counter()
         try:
-            chunks, served = await self.dispatcher.stream(
-                request.params_for_upstream(), plan.target, plan.fallback
-            )
+            with self._upstream_span(plan) as span:
+                chunks, served = await self.dispatcher.stream(
+                    request.params_for_upstream(), plan.target, plan.fallback
+                )
+                span.set_attributes(_served(served))
         except BaseException:
             await plan.ticket.release()
             raise
@@ -432,20 +442,25 @@ class Router:
         A tenant whose budget covers only the fast tier is degraded to it here.
         """
         started = time.perf_counter()
+        who = _tenant_name(tenant)
         routed = request.model in AUTO_MODELS and request.requested_effort is None
         state = None
         needs_state = tenant is not None and (
             tenant.has_budget or tenant.max_reasoning_share is not None
         )
-        if self.budgets is not None and tenant is not None and routed and needs_state:
-            state = await tolerant(tenant, self.budgets.state(tenant))
-        scores = await self._ascores(request.messages) if routed else None
-        plan = self._plan(request, tenant, latency_limit_s, state, None, scores)
+        with self.tracing.span("thinkroute.route", **{"thinkroute.tenant": who}) as span:
+            if self.budgets is not None and tenant is not None and routed and needs_state:
+                state = await tolerant(tenant, self.budgets.state(tenant))
+            scores = await self._ascores(request.messages) if routed else None
+            plan = self._plan(request, tenant, latency_limit_s, state, None, scores)
+            span.set_attributes(decision_attributes(plan.decision, who))
         plan.routing_s = time.perf_counter() - started
         if self.answers is not None:
-            who, target = _tenant_name(tenant), plan.target
+            target = plan.target
             plan.cache = self.answers.entry(request, tenant=who, target=target, headers=headers)
-            plan.hit = await self.answers.lookup(plan.cache, request, tenant=who, target=target)
+            with self.tracing.span("thinkroute.cache", **{"thinkroute.tenant": who}) as span:
+                plan.hit = await self.answers.lookup(plan.cache, request, tenant=who, target=target)
+                span.set_attribute("thinkroute.cache", plan.cache_status)
             if plan.hit is not None:
                 await self._record_cache_hit(tenant)
                 return plan
@@ -469,6 +484,11 @@ class Router:
                 routed=routed,
             )  # fmt: skip
         return plan
+
+    def _upstream_span(self, plan: _Plan) -> contextlib.AbstractContextManager[Any]:
+        model = plan.target.model_name
+        attributes = {"thinkroute.tier": plan.decision.tier, "thinkroute.model": model}
+        return self.tracing.span("thinkroute.upstream", kind="client", **attributes)
 
     async def _ascores(self, messages: Sequence[Mapping[str, Any]]) -> tuple[float, float | None]:
         """This turn's score and the previous user turn's, for a routed request.
@@ -549,6 +569,10 @@ class Router:
         deployment = self.config.deployment(decision.model or "")
         assert deployment is not None  # decisions only name configured models
         target = Target(deployment, decision.reasoning_effort)
+        if decision.tier in ("fast", "reasoning") and decision.reason != EFFORT_REQUESTED:
+            # The tier's thinking settings too; a client that set its own reasoning gets its own.
+            tier = self.config.tiers[decision.tier]
+            target = Target.for_tier(deployment, tier, decision.reasoning_effort)
         fallback = None
         if decision.tier in ("fast", "reasoning"):
             other_tier = "reasoning" if decision.tier == "fast" else "fast"
@@ -556,7 +580,7 @@ class Router:
                 other = self.config.tiers[other_tier]
                 other_deployment = self.config.deployment(other.model)
                 assert other_deployment is not None
-                fallback = Target(other_deployment, other.reasoning_effort)
+                fallback = Target.for_tier(other_deployment, other, other.reasoning_effort)
         return _Plan(decision, target, fallback)
 
     def _direct(self, model: str, tenant: TenantConfig | None, mode: str) -> RouteDecision:
@@ -588,6 +612,21 @@ class Router:
 
 def _tenant_name(tenant: TenantConfig | None) -> str:
     return tenant.name if tenant else ANONYMOUS_TENANT
+
+
+def _traced(plan: _Plan, tenant: TenantConfig | None) -> dict[str, Any]:
+    """What the request's span says of a planned request: tenant, decision, cache."""
+    return {
+        "thinkroute.tenant": tenant and tenant.name,
+        "thinkroute.tier": plan.decision.tier,
+        "thinkroute.model": plan.decision.model,
+        "thinkroute.cache": plan.cache_status,
+    }
+
+
+def _served(served: Served) -> dict[str, Any]:
+    return {"thinkroute.served_model": served.target.model_name,
+            "thinkroute.fallback": served.is_fallback}  # fmt: skip
 
 
 def _run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
