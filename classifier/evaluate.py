@@ -162,7 +162,12 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_score_arguments(parser: argparse.ArgumentParser) -> None:
     _data_and_model(parser)
-    parser.add_argument("--mode", choices=MODES, default=DEFAULT_MODE)
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default=DEFAULT_MODE,
+        help="whose threshold decides each tier (default: %(default)s)",
+    )
 
 
 def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -183,7 +188,14 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _data_and_model(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", action="append", required=True, type=Path, metavar="FILE")
+    parser.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="JSONL or CSV records; repeat for several files",
+    )
     parser.add_argument(
         "--model",
         type=Path,

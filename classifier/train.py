@@ -337,8 +337,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how the transformer embedding runs (ignored for static)",
     )
     defaults = TrainingConfig()
-    parser.add_argument("--strong-weak-weight", type=float, default=defaults.strong_weak_weight)
-    parser.add_argument("--prompt-weight", type=float, default=defaults.prompt_weight)
+    parser.add_argument(
+        "--strong-weak-weight",
+        type=float,
+        default=defaults.strong_weak_weight,
+        help="weight of weak/strong outcome records in the gain head (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--prompt-weight",
+        type=float,
+        default=defaults.prompt_weight,
+        help="weight of prompt records (expected tier) in the gain head (default: %(default)s)",
+    )
     parser.add_argument(
         "--holdout",
         type=float,
