@@ -7,7 +7,15 @@ Three JSON Lines shapes are accepted (and CSV with flat columns):
 * strong/weak records: the same with ``weak`` and ``strong`` in place of
   ``fast`` and ``reasoning`` (a weaker signal: no reasoning model involved);
 * prompt records: ``{"id", "source", "subset", "prompt", "expected_tier"}``
-  where the tier is what a person expects the prompt to need.
+  where the tier is what a person expects the prompt to need;
+* one-sided outcome records: ``fast`` or ``reasoning`` alone, as
+  ``thinkroute export-decisions`` writes a request whose served answer alone
+  was scored (``POST /v1/feedback``). The other side was never asked, so it is
+  read as ``UNSCORED`` (0.5, an even chance): a failed fast answer then counts
+  as a half win for the reasoning model, a right one as none, and so on. On
+  this project's data that helped a little where reading the score as an
+  expected tier (a prompt record) hurt; ``bench/retrain_on_history.py``
+  measures it. Scoring both answers is worth much more.
 
 A record may carry ``messages`` (an OpenAI chat) instead of ``prompt``; the
 scored text is then derived by :func:`classifier.text.text_for_scoring`.
@@ -40,6 +48,8 @@ _PAIRS: dict[Pair, tuple[str, str]] = {
     "fast/reasoning": ("fast", "reasoning"),
     "weak/strong": ("weak", "strong"),
 }
+# The score read for the side of a one-sided outcome that nobody measured.
+UNSCORED = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +64,7 @@ class Record:
     low_score: float | None = None
     high_score: float | None = None
     expected_tier: Tier | None = None
+    is_one_sided: bool = False  # one score was measured, the other is UNSCORED
 
     @property
     def has_outcome(self) -> bool:
@@ -147,12 +158,28 @@ def _parse(obj: dict[str, Any], path: Path, line: int, score_of: Any) -> Record:
         raise fail("missing or empty 'id'")
     text = _text_of(obj, fail)
 
-    kinds = [pair for pair, (low, high) in _PAIRS.items() if low in obj or f"{low}_score" in obj]
+    def has(side: str) -> bool:
+        return obj.get(side) is not None or obj.get(f"{side}_score") is not None
+
+    kinds = [pair for pair, sides in _PAIRS.items() if any(has(side) for side in sides)]
     tier = obj.get("expected_tier")
     if len(kinds) > 1 or (kinds and tier is not None):
         raise fail("a record is either an outcome (fast/reasoning or weak/strong) or a prompt")
     fields: dict[str, Any] = {}
-    if kinds:
+    if kinds == ["fast/reasoning"] and not (has("fast") and has("reasoning")):
+        side = "fast" if has("fast") else "reasoning"
+        scores = {
+            "fast": UNSCORED,
+            "reasoning": UNSCORED,
+            side: _score(score_of(obj, side), side, fail),
+        }
+        fields = {
+            "pair": "fast/reasoning",
+            "low_score": scores["fast"],
+            "high_score": scores["reasoning"],
+            "is_one_sided": True,
+        }
+    elif kinds:
         pair = kinds[0]
         low, high = _PAIRS[pair]
         fields = {

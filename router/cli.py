@@ -24,7 +24,9 @@ __all__ = ["main"]
 
 def _add_route_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("question", help="the user's message to route")
-    parser.add_argument("--mode", choices=MODES, default="balanced")
+    parser.add_argument(
+        "--mode", choices=MODES, default="balanced", help="routing mode (default: %(default)s)"
+    )
     parser.add_argument("--model", metavar="DIR", help="classifier artifact (default: shipped)")
     parser.add_argument("--json", action="store_true", help="print the decision as JSON")
 
@@ -45,9 +47,11 @@ def _run_route(args: argparse.Namespace) -> int:
 
 def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="YAML config (default: from environment)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (%(default)s)")
+    parser.add_argument(
+        "--log-level", default="info", help="debug, info, warning or error (default: %(default)s)"
+    )
     parser.add_argument(
         "--log-format",
         choices=("json", "text"),
@@ -136,8 +140,8 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 
 def _add_sim_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
+    parser.add_argument("--port", type=int, default=8001, help="port to listen on (%(default)s)")
     parser.add_argument(
         "--latency-ms",
         action="append",
@@ -184,12 +188,20 @@ def _run_hash_key(args: argparse.Namespace) -> int:
 
 
 def _add_export_decisions_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tenant", required=True, metavar="NAME")
+    parser.add_argument("--tenant", required=True, metavar="NAME", help="whose decisions")
     parser.add_argument("--redis-url", help="where the proxy keeps its state (default: REDIS_URL)")
     parser.add_argument(
         "--since", metavar="ISO", help="only decisions from this time on (UTC unless it says)"
     )
-    parser.add_argument("--output", required=True, metavar="FILE.jsonl")
+    parser.add_argument(
+        "--output", required=True, metavar="FILE.jsonl", help="where to write the records"
+    )
+    parser.add_argument(
+        "--feedback-only",
+        action="store_true",
+        help="only decisions scored through POST /v1/feedback: what `thinkroute train` should "
+        "learn from (the others are labelled with the router's own choice)",
+    )
 
 
 def _run_export_decisions(args: argparse.Namespace) -> int:
@@ -212,7 +224,9 @@ def _run_export_decisions(args: argparse.Namespace) -> int:
     async def export() -> ExportSummary:
         store = Store.from_url(url, timeout_s=10.0)
         try:
-            return await export_decisions(store, args.tenant, args.output, since=since)
+            return await export_decisions(
+                store, args.tenant, args.output, since=since, feedback_only=args.feedback_only
+            )
         finally:
             await store.aclose()
 
@@ -220,7 +234,10 @@ def _run_export_decisions(args: argparse.Namespace) -> int:
         summary = asyncio.run(export())
     except StoreUnavailableError as exc:
         raise SystemExit(f"thinkroute export-decisions: {exc}") from None
-    print(f"thinkroute: wrote {summary.written} records to {args.output}")
+    print(
+        f"thinkroute: wrote {summary.written} records to {args.output} "
+        f"({summary.with_feedback} with feedback)"
+    )
     if summary.without_text:
         print(
             f"thinkroute: skipped {summary.without_text} decisions without chat text "
@@ -289,7 +306,12 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="thinkroute", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="thinkroute",
+        description="Route each LLM request to a fast or a reasoning model: the proxy, and the "
+        "tools that train, judge and calibrate its classifier.",
+        epilog="`thinkroute COMMAND --help` shows a command's options. Docs: README.md and docs/.",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (summary, add_arguments, run) in COMMANDS.items():
         command = commands.add_parser(name, help=summary, description=summary)

@@ -16,9 +16,9 @@ The shape is familiar to LiteLLM users::
         api_keys: [sk-acme-...]
 
 Everything is checked at load, and an error names the file and the field:
-tiers must name configured models, a tier's reasoning effort must be one its
-provider takes (asked of LiteLLM, never dropped silently), API keys must be
-unique across tenants.
+tiers must name configured models, a tier's reasoning settings must be ones its
+provider takes (router/reasoning.py asks LiteLLM; nothing is dropped silently),
+API keys must be unique across tenants.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from router.cache import CacheSettings
 from router.errors import ConfigError
+from router.reasoning import Thinking
 
 __all__ = [
     "Config",
@@ -50,6 +51,10 @@ Mode = Literal["cheap", "balanced", "quality"]
 Effort = Literal["none", "minimal", "low", "medium", "high"]
 TierName = Literal["fast", "reasoning"]
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Money is kept as integer micro-dollars in Redis's 64-bit counters: a budget above this
+# (or an infinite one, which JSON's 1e309 becomes) would overflow them, or the conversion.
+MAX_BUDGET_USD = 1e12
+MAX_PRICE_USD = 1.0  # per token: a thousand times today's dearest, and every cost stays countable
 
 
 class _Strict(BaseModel):
@@ -61,16 +66,38 @@ class ModelInfo(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    input_cost_per_token: float | None = Field(default=None, ge=0)
-    output_cost_per_token: float | None = Field(default=None, ge=0)
+    input_cost_per_token: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_PRICE_USD,
+        description="USD per prompt token; unset: LiteLLM's price map",
+    )
+    output_cost_per_token: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_PRICE_USD,
+        description="USD per completion token, reasoning tokens included; unset: LiteLLM's "
+        "price map",
+    )
 
 
 class ModelDeployment(_Strict):
     """One entry of ``model_list``: a public name and how LiteLLM reaches it."""
 
-    model_name: str = Field(min_length=1)
-    litellm_params: dict[str, Any] = Field(repr=False)  # holds provider keys: never printed
-    model_info: ModelInfo = ModelInfo()
+    model_name: str = Field(
+        min_length=1,
+        description="The name clients and tiers use for this model (unique in model_list)",
+    )
+    litellm_params: dict[str, Any] = Field(
+        repr=False,  # holds provider keys: never printed
+        description="Passed to LiteLLM with every call: `model`, the LiteLLM model string "
+        "(required, e.g. openai/gpt-4o-mini), and any other LiteLLM parameter (`api_key`, "
+        "`api_base`, ...)",
+    )
+    model_info: ModelInfo = Field(
+        default=ModelInfo(),
+        description="Prices for cost accounting; other keys are accepted and ignored",
+    )
 
     @field_validator("litellm_params")
     @classmethod
@@ -87,52 +114,149 @@ class ModelDeployment(_Strict):
 class Tier(_Strict):
     """A tier is a configured model plus how hard it should think."""
 
-    model: str
-    # The effort for a typical request of this tier; the policy moves it one
-    # step down or up for scores near the threshold or near certainty.
-    reasoning_effort: Effort | None = None
+    model: str = Field(description="A `model_name` from model_list")
+    reasoning_effort: Effort | None = Field(
+        default=None,
+        description="The effort for a typical request of this tier; the policy moves it one "
+        "step down or up for scores near the threshold or near certainty. Refused at load if "
+        "the provider cannot take it. Unset: the provider's default",
+    )
+    thinking: bool | None = Field(
+        default=None,
+        description="Thinking on or off, for hybrid models: Qwen3 on vLLM (`hosted_vllm/` or "
+        "`openai/` with an api_base) or Ollama, DeepSeek, Gemini (off: a zero budget). Both "
+        "tiers may be one model, off and on. Unset: the provider's default",
+    )
+    thinking_budget_tokens: int | None = Field(
+        default=None,
+        gt=0,
+        description="Tokens the model may think for (Anthropic: at least 1024; Gemini). "
+        "Unset: the provider's default",
+    )
+
+    @property
+    def thinking_settings(self) -> Thinking:
+        return Thinking(self.reasoning_effort, self.thinking, self.thinking_budget_tokens)
 
 
 class BudgetConfig(_Strict):
     """Spending limits in USD; ``None`` means no limit for that window."""
 
-    daily_usd: float | None = Field(default=None, ge=0)
-    monthly_usd: float | None = Field(default=None, ge=0)
-    per_request_usd: float | None = Field(default=None, ge=0)
-    # As a window's budget runs out: "degrade" routes fast only once ``degrade_at`` of it is
-    # spent, "block" keeps routing normally. Both refuse what the remaining budget cannot cover.
-    on_exhaustion: Literal["degrade", "block"] = "degrade"
-    degrade_at: float = Field(default=0.8, gt=0, le=1)
+    daily_usd: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_BUDGET_USD,
+        description="Spend allowed per UTC day; unset: no limit",
+    )
+    monthly_usd: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_BUDGET_USD,
+        description="Spend allowed per UTC calendar month; unset: no limit",
+    )
+    per_request_usd: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_BUDGET_USD,
+        description="A request whose estimated cost (prompt plus max_tokens or the tier's "
+        "output estimate) is above this is refused with 429",
+    )
+    on_exhaustion: Literal["degrade", "block"] = Field(
+        default="degrade",
+        description="As a window's budget runs out: `degrade` routes fast only once "
+        "`degrade_at` of it is spent, `block` keeps routing normally. Both refuse what the "
+        "remaining budget cannot cover",
+    )
+    degrade_at: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Fraction of the daily or monthly budget after which `degrade` routes "
+        "fast only",
+    )
 
 
 class RateLimits(_Strict):
-    requests_per_minute: int | None = Field(default=None, gt=0)
-    tokens_per_minute: int | None = Field(default=None, gt=0)
+    """Per-tenant limits over the current clock minute; unset means no limit."""
+
+    requests_per_minute: int | None = Field(
+        default=None, gt=0, description="Chat requests per minute; unset: no limit"
+    )
+    tokens_per_minute: int | None = Field(
+        default=None,
+        gt=0,
+        description="Estimated tokens (prompt plus expected output) per minute; unset: no limit",
+    )
 
 
 class TenantConfig(_Strict):
     """A customer of the proxy: its keys and its routing policy."""
 
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Unique name; appears in metrics, logs and Redis keys",
+    )
     # Plain-text keys are for development; production configs list SHA-256 digests
     # (``thinkroute hash-key KEY`` prints one), so the file holds no usable secret.
-    api_keys: list[str] = Field(default_factory=list, repr=False)
-    api_key_hashes: list[str] = Field(default_factory=list, repr=False)
-    default_mode: Mode = "balanced"
-    allowed_models: list[str] | None = None  # concrete models it may call; None = all
-    allowed_tiers: list[TierName] = Field(default_factory=lambda: ["fast", "reasoning"])
-    # At most this share of routed ("auto") requests goes to the reasoning tier, over the
-    # tenant's last ``reasoning_share_window`` routed requests; the threshold rises to hold it.
-    max_reasoning_share: float | None = Field(default=None, ge=0, le=1)
-    reasoning_share_window: int = Field(default=200, ge=10, le=10_000)
-    max_latency_ms: float | None = Field(default=None, gt=0)
-    budget: BudgetConfig = BudgetConfig()
-    rate_limits: RateLimits = RateLimits()
-    # Without Redis, budgets cannot be checked: serve anyway ("open") or refuse ("closed").
-    on_store_failure: Literal["open", "closed"] = "open"
-    cache_ttl_s: int | None = Field(default=None, gt=0)
-    # Keep the chat text in this tenant's decision log, so its export can train a head.
-    log_prompts: bool = False
+    api_keys: list[str] = Field(
+        default_factory=list,
+        repr=False,
+        description="Its keys in plain text, at least 8 characters each (for development; "
+        "production configs list api_key_hashes)",
+    )
+    api_key_hashes: list[str] = Field(
+        default_factory=list,
+        repr=False,
+        description="SHA-256 digests of its keys, `sha256:<64 hex>` as `thinkroute hash-key` "
+        "prints them",
+    )
+    default_mode: Mode = Field(
+        default="balanced", description="The mode of requests to model `auto`"
+    )
+    allowed_models: list[str] | None = Field(
+        default=None,
+        description="model_names it may call by name; unset: all. Routed requests are "
+        "governed by allowed_tiers",
+    )
+    allowed_tiers: list[TierName] = Field(
+        default_factory=lambda: ["fast", "reasoning"],
+        description="Tiers routing may choose for it; a decision for another tier goes to the "
+        "first one listed",
+    )
+    max_reasoning_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="At most this share of routed (`auto`) requests goes to the reasoning "
+        "tier, over its last reasoning_share_window routed requests; the threshold rises to "
+        "hold it. Unset: no cap",
+    )
+    reasoning_share_window: int = Field(
+        default=200, ge=10, le=10_000, description="Routed requests max_reasoning_share counts"
+    )
+    max_latency_ms: float | None = Field(
+        default=None,
+        gt=0,
+        description="A reasoning tier whose typical latency is above this is skipped; a "
+        "request's x-thinkroute-max-latency-ms can only lower it",
+    )
+    budget: BudgetConfig = Field(default=BudgetConfig(), description=BudgetConfig.__doc__)
+    rate_limits: RateLimits = Field(default=RateLimits(), description=RateLimits.__doc__)
+    on_store_failure: Literal["open", "closed"] = Field(
+        default="open",
+        description="Without Redis, budgets cannot be checked: serve anyway, unmetered "
+        "(`open`), or refuse with 503 (`closed`)",
+    )
+    cache_ttl_s: int | None = Field(
+        default=None, gt=0, description="Response cache lifetime for it; unset: cache.ttl_s"
+    )
+    log_prompts: bool = Field(
+        default=False,
+        description="Keep the chat text in this tenant's decision log, so its export can "
+        "train a head",
+    )
 
     @field_validator("api_keys")
     @classmethod
@@ -172,58 +296,126 @@ def hash_api_key(key: str) -> str:
 
 
 class ClassifierConfig(_Strict):
-    # Artifact directory; None = the shipped head, over the static embedding (numpy, no
-    # model runtime). A head trained with `thinkroute train --embedding transformer`
-    # runs the whole sentence transformer, and only it reads `backend` and `cache_size`.
-    path: str | None = None
-    backend: Literal["auto", "onnx", "torch"] = "auto"
-    cache_size: int = Field(default=4096, ge=0)
+    """Which difficulty classifier scores requests."""
+
+    # A head trained with `thinkroute train --embedding transformer` runs the whole
+    # sentence transformer, and only it reads `backend` and `cache_size`.
+    path: str | None = Field(
+        default=None,
+        description="Artifact directory written by `thinkroute train`; unset: the shipped head "
+        "(static embedding, numpy only)",
+    )
+    backend: Literal["auto", "onnx", "torch"] = Field(
+        default="auto",
+        description="How a transformer-embedding head runs its model (ignored by the static "
+        "embedding)",
+    )
+    cache_size: int = Field(
+        default=4096,
+        ge=0,
+        description="Embeddings kept in an in-process LRU cache by a transformer-embedding "
+        "head (0: none)",
+    )
 
 
 class ServerConfig(_Strict):
-    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
-    # GET /metrics in Prometheus' text format, unauthenticated: it carries tenant names only.
-    metrics: bool = True
-    # Put the last user message into each request's log line (off: logs carry no chat text).
-    log_prompts: bool = False
-    # Each tenant's routed decisions go to a Redis Stream capped near this many entries.
-    decision_log: bool = True
-    decision_log_max_entries: int = Field(default=100_000, gt=0)
+    """The HTTP server: request limits, metrics, logs."""
+
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, gt=0, description="Larger request bodies are refused with 413"
+    )
+    metrics: bool = Field(
+        default=True,
+        description="Serve GET /metrics in Prometheus' text format, to the metrics key "
+        "(THINKROUTE_METRICS_KEY) or the admin key",
+    )
+    log_prompts: bool = Field(
+        default=False,
+        description="Put the last user message into each request's log line (off: logs carry "
+        "no chat text)",
+    )
+    decision_log: bool = Field(
+        default=True,
+        description="Write each tenant's routed decisions to a Redis Stream "
+        "(`thinkroute export-decisions` reads it)",
+    )
+    decision_log_max_entries: int = Field(
+        default=100_000, gt=0, description="Each tenant's stream is capped near this many entries"
+    )
+    tracing: bool = Field(
+        default=False,
+        description="Send OpenTelemetry traces over OTLP/HTTP (the `otel` extra; endpoint, "
+        "service name and sampling from the standard `OTEL_*` variables)",
+    )
 
 
 class RedisConfig(_Strict):
     """Where shared state lives; no URL (and no ``REDIS_URL``) starts an embedded server."""
 
-    url: str | None = None
-    cluster: bool = False
-    timeout_s: float = Field(default=0.5, gt=0)
-    max_connections: int = Field(default=64, gt=0)  # per replica; a burst beyond waits
-    embedded_dir: str | None = None  # data directory of the embedded server
+    url: str | None = Field(
+        default=None,
+        description="redis://, rediss:// or unix:// URL (`thinkroute serve --redis-url` "
+        "overrides it); unset: REDIS_URL, else an embedded server",
+    )
+    cluster: bool = Field(default=False, description="The URL points at a Redis Cluster")
+    timeout_s: float = Field(
+        default=0.5, gt=0, description="Bound on every Redis call, connecting included"
+    )
+    max_connections: int = Field(
+        default=64, gt=0, description="Connection pool size per process; a burst beyond waits"
+    )
+    embedded_dir: str | None = Field(
+        default=None,
+        description="Data directory of the embedded server (`--data-dir` overrides it); "
+        "unset: ~/.local/share/thinkroute/redis",
+    )
 
 
 class DispatchConfig(_Strict):
-    timeout_s: float = Field(default=600.0, gt=0)
-    num_retries: int = Field(default=1, ge=0)
-    fallback: bool = True
-    # Send OpenAI-compatible deployments over the proxy's own transport, with LiteLLM's
-    # parameter translation (router/openai_direct.py); false sends every call via LiteLLM.
-    direct_openai: bool = True
+    """How model calls are made."""
+
+    timeout_s: float = Field(default=600.0, gt=0, description="Bound on one model call")
+    num_retries: int = Field(
+        default=1, ge=0, description="Retries of a failed model call before falling back"
+    )
+    fallback: bool = Field(
+        default=True,
+        description="When the chosen tier's model fails, answer with the other tier's "
+        "(x-thinkroute-fallback says so)",
+    )
+    direct_openai: bool = Field(
+        default=True,
+        description="Send OpenAI-compatible deployments over the proxy's own transport, with "
+        "LiteLLM's parameter translation; false sends every call via LiteLLM",
+    )
 
 
 class Config(_Strict):
     """The whole configuration, validated."""
 
-    model_list: list[ModelDeployment] = Field(default_factory=list)
-    tiers: dict[TierName, Tier] = Field(default_factory=dict)
-    tenants: list[TenantConfig] = Field(default_factory=list)
-    classifier: ClassifierConfig = ClassifierConfig()
-    server: ServerConfig = ServerConfig()
-    dispatch: DispatchConfig = DispatchConfig()
-    cache: CacheSettings = CacheSettings()
-    redis: RedisConfig = RedisConfig()
-    # Estimated output tokens per tier when a request sets no max_tokens (reasoning included).
+    model_list: list[ModelDeployment] = Field(
+        default_factory=list, description="The models the proxy can call"
+    )
+    tiers: dict[TierName, Tier] = Field(
+        default_factory=dict,
+        description="The `fast` and the `reasoning` tier (both, or neither: then only "
+        "routing decisions are served)",
+    )
+    tenants: list[TenantConfig] = Field(
+        default_factory=list,
+        description="Who may call the proxy; more can be added at run time through the admin API",
+    )
+    classifier: ClassifierConfig = Field(
+        default=ClassifierConfig(), description=ClassifierConfig.__doc__
+    )
+    server: ServerConfig = Field(default=ServerConfig(), description=ServerConfig.__doc__)
+    dispatch: DispatchConfig = Field(default=DispatchConfig(), description=DispatchConfig.__doc__)
+    cache: CacheSettings = Field(default=CacheSettings(), description="The response cache")
+    redis: RedisConfig = Field(default=RedisConfig(), description=RedisConfig.__doc__)
     output_token_estimates: dict[TierName, int] = Field(
-        default_factory=lambda: {"fast": 1024, "reasoning": 8192}
+        default_factory=lambda: {"fast": 1024, "reasoning": 8192},
+        description="Estimated output tokens per tier (reasoning included) when a request "
+        "sets no max_tokens; budgets reserve this much",
     )
 
     @model_validator(mode="after")
@@ -260,8 +452,12 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    except RecursionError:  # PyYAML parses nesting recursively
+        raise ConfigError(f"{path}: nested too deeply to be a config") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
     return build_config(_substitute(raw, env, path, ()), source=str(path))
@@ -313,8 +509,8 @@ def config_from_environment(env: Mapping[str, str]) -> tuple[Config, str]:
         base = env["OLLAMA_API_BASE"]
         models = [_model("qwen3", "ollama_chat/qwen3", api_base=base)]
         tiers = {
-            "fast": {"model": "qwen3"},
-            "reasoning": {"model": "qwen3", "reasoning_effort": "medium"},
+            "fast": {"model": "qwen3", "thinking": False},
+            "reasoning": {"model": "qwen3", "thinking": True},
         }
     else:
         chosen = (
@@ -351,25 +547,29 @@ def _substitute(value: Any, env: Mapping[str, str], path: Path, where: tuple[str
 
 
 def _check_efforts(config: Config, source: str) -> None:
-    """Refuse a tier whose provider cannot take its reasoning effort, instead of dropping it."""
-    import litellm
+    """Refuse reasoning settings a tier's provider cannot take, instead of dropping them."""
+    from router.reasoning import check_pair, check_tier
 
     for tier_name, tier in config.tiers.items():
-        if tier.reasoning_effort is None:
-            continue
         deployment = config.deployment(tier.model)
         assert deployment is not None  # checked by the model validator
         try:
-            model, provider, _, _ = litellm.get_llm_provider(deployment.litellm_model)
+            problem = check_tier(
+                deployment.litellm_params,
+                deployment.model_info.model_dump(),
+                tier.thinking_settings,
+            )
         except Exception as exc:  # LiteLLM raises its own BadRequestError subclasses here
             raise ConfigError(
                 f"{source}: model_list.{tier.model}.litellm_params.model: LiteLLM does not know "
                 f"{deployment.litellm_model!r} ({exc})"
             ) from None
-        supported = litellm.get_supported_openai_params(model=model, custom_llm_provider=provider)
-        if "reasoning_effort" not in (supported or []):
-            raise ConfigError(
-                f"{source}: tiers.{tier_name}.reasoning_effort: {deployment.litellm_model} "
-                f"({provider}) does not accept a reasoning effort; remove it or pick a reasoning "
-                "model"
-            )
+        if problem is not None:
+            raise ConfigError(f"{source}: tiers.{tier_name}.{problem.field}: {problem.message}")
+    if set(config.tiers) == {"fast", "reasoning"}:
+        fast, reasoning = config.tiers["fast"], config.tiers["reasoning"]
+        problem = check_pair(
+            (fast.model, fast.thinking_settings), (reasoning.model, reasoning.thinking_settings)
+        )
+        if problem is not None:
+            raise ConfigError(f"{source}: tiers.{problem.field}: {problem.message}")

@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from router.budgets import Budgets
 from router.config import TenantConfig, hash_api_key
+from router.dashboard import install as install_dashboard
 from router.decision_log import DecisionLog
 from router.errors import (
     AuthenticationError,
@@ -35,13 +36,16 @@ from router.errors import (
     StoreUnavailableError,
     ThinkrouteError,
 )
+from router.feedback import FEEDBACK_SCHEMA, parse_feedback, record_feedback
 from router.logs import last_user_text, request_fields
 from router.metrics import CLIENT_CLOSED, Metrics, RequestOutcome, served_tier
+from router.openapi import chat_completions_body, json_body, messages_body, tenant_body
 from router.policy import RouteDecision, explain
 from router.proxy import AUTO_MODELS, Completion, Router, StreamingCompletion
 from router.requests import ChatRequest, parse_chat_request
 from router.store import Store
 from router.tenants import TenantDirectory, bearer_key, describe
+from router.tracing import install as install_tracing
 from router.wire import ANTHROPIC_WIRE, OPENAI_WIRE, Wire
 
 __all__ = ["app_from_environment", "create_app"]
@@ -82,6 +86,7 @@ def create_app(
         await router.aclose()
 
     app = FastAPI(title="thinkroute", version="0.1.0", lifespan=lifespan)
+    install_tracing(app, router.tracing)  # a span per request, when server.tracing is on
     directory = TenantDirectory(router.config.tenants, router.store)
     admin_digest = hash_api_key(admin_key) if admin_key else None
     metrics_digest = hash_api_key(metrics_key) if metrics_key else None
@@ -94,6 +99,9 @@ def create_app(
         # breaker that budgets and the cache rely on.
         log_store = Store(router.store.client, description=router.store.description)
         decisions = DecisionLog(log_store, max_entries=settings.decision_log_max_entries)
+    # The routes read their bodies themselves; these tell the OpenAPI document what they take.
+    model_names = [*AUTO_MODELS, *(m.model_name for m in router.config.model_list)]
+    chat_body = json_body(chat_completions_body(model_names))
 
     async def authenticate(request: Request) -> TenantConfig:
         return await directory.authenticate(bearer_key(request.headers.get("authorization")))
@@ -205,16 +213,16 @@ def create_app(
         keep_decision(outcome, tenant, chat)
         return JSONResponse(wire.body(result, chat), headers=headers)
 
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", openapi_extra=chat_body)
     async def chat_completions(request: Request) -> Response:
         return await serve_chat(request, OPENAI_WIRE)
 
-    @app.post("/v1/messages")
+    @app.post("/v1/messages", openapi_extra=json_body(messages_body(model_names)))
     async def anthropic_messages(request: Request) -> Response:
         """Anthropic's Messages API (``x-api-key`` or Bearer), routed the same way."""
         return await serve_chat(request, ANTHROPIC_WIRE)
 
-    @app.post("/v1/route")
+    @app.post("/v1/route", openapi_extra=chat_body)
     async def route(request: Request) -> Response:
         tenant, chat, latency_limit_s = await read_request(request)
         decision = await asyncio.to_thread(
@@ -226,6 +234,13 @@ def create_app(
             requested_effort=chat.requested_effort,
         )
         return JSONResponse({**decision.as_dict(), "explanation": explain(decision)})
+
+    @app.post("/v1/feedback", openapi_extra=json_body(FEEDBACK_SCHEMA))
+    async def feedback(request: Request) -> Response:
+        """Score the answer to one of the tenant's past requests (see router.feedback)."""
+        tenant = await authenticate(request)
+        body = await record_feedback(decisions, tenant, parse_feedback(await read_json(request)))
+        return JSONResponse(body)
 
     @app.get("/v1/models")
     async def models(request: Request) -> Response:
@@ -250,7 +265,7 @@ def create_app(
         require_admin(request)
         return JSONResponse({"object": "list", "data": await directory.list()})
 
-    @app.post("/v1/tenants")
+    @app.post("/v1/tenants", openapi_extra=json_body(tenant_body(partial=False)))
     async def create_tenant(request: Request) -> Response:
         require_admin(request)
         tenant = await directory.create(await read_json(request))
@@ -262,7 +277,7 @@ def create_app(
         tenant = await directory.get(name)
         return JSONResponse(describe(tenant, _source(directory, name)))
 
-    @app.patch("/v1/tenants/{name}")
+    @app.patch("/v1/tenants/{name}", openapi_extra=json_body(tenant_body(partial=True)))
     async def update_tenant(name: str, request: Request) -> Response:
         require_admin(request)
         tenant = await directory.update(name, await read_json(request))
@@ -297,6 +312,9 @@ def create_app(
     async def tenant_usage(name: str, request: Request) -> Response:
         require_admin(request)
         return JSONResponse(await _budgets(router).usage(await directory.get(name)))
+
+    install_dashboard(app, router=router, directory=directory, decisions=decisions,
+                      authenticate=authenticate, require_admin=require_admin)  # fmt: skip
 
     if metrics is not None:
 
