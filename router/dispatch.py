@@ -42,7 +42,14 @@ from router.errors import (
 from router.openai_direct import DirectOpenAI, is_direct_eligible
 from router.reasoning import Thinking, litellm_kwargs
 
-__all__ = ["Dispatcher", "Served", "Target", "configure_litellm", "cost_usd"]
+__all__ = [
+    "Dispatcher",
+    "Served",
+    "Target",
+    "configure_litellm",
+    "cost_usd",
+    "count_prompt_tokens",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -315,6 +322,20 @@ def cost_usd(deployment: ModelDeployment, usage: dict[str, Any] | None) -> float
         logger.warning("no price known for %s; set model_info prices", deployment.litellm_model)
         return 0.0
     return float(prompt_cost + completion_cost)
+
+
+def count_prompt_tokens(
+    deployment: ModelDeployment, messages: list[dict[str, Any]], tools: Any = None
+) -> int:
+    """Input tokens of a chat for ``deployment``'s model, by LiteLLM's counter (offline)."""
+    try:
+        return int(
+            litellm.token_counter(model=deployment.litellm_model, messages=messages, tools=tools)
+        )
+    except Exception:  # a shape LiteLLM's counter cannot read is the client's to fix
+        logger.debug("token count failed", exc_info=True)
+        message = "cannot count this request's tokens: check messages and tools"
+        raise InvalidRequestError(message) from None
 
 
 def translate(exc: BaseException) -> ThinkrouteError:

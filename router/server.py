@@ -28,6 +28,7 @@ from router.budgets import Budgets
 from router.config import TenantConfig, hash_api_key
 from router.dashboard import install as install_dashboard
 from router.decision_log import DecisionLog
+from router.dispatch import count_prompt_tokens
 from router.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -221,6 +222,32 @@ def create_app(
     async def anthropic_messages(request: Request) -> Response:
         """Anthropic's Messages API (``x-api-key`` or Bearer), routed the same way."""
         return await serve_chat(request, ANTHROPIC_WIRE)
+
+    @app.post("/v1/messages/count_tokens", openapi_extra=json_body(messages_body(model_names)))
+    async def anthropic_count_tokens(request: Request) -> Response:
+        """Anthropic's token count, which coding agents ask before they send a long context.
+
+        Counted for the model the request would be routed to, with no model called.
+        """
+        try:
+            tenant = await directory.authenticate(ANTHROPIC_WIRE.api_key(request.headers))
+            body = await read_json(request)
+            if isinstance(body, dict):  # a count needs no max_tokens; a message does
+                body = {"max_tokens": 1, **body}
+            chat = ANTHROPIC_WIRE.parse(body)
+            decision = await asyncio.to_thread(
+                router.decide, chat.messages, model=chat.model, tenant=tenant,
+                requested_effort=chat.requested_effort,
+            )  # fmt: skip
+            deployment = router.config.deployment(decision.model or "")
+            assert deployment is not None  # decisions only name configured models
+            tools = chat.params.get("tools")
+            count = count_prompt_tokens(deployment, chat.messages, tools)
+        except ThinkrouteError as exc:
+            return JSONResponse(
+                ANTHROPIC_WIRE.error_body(exc), status_code=exc.status_code, headers=exc.headers()
+            )
+        return JSONResponse({"input_tokens": count})
 
     @app.post("/v1/route", openapi_extra=chat_body)
     async def route(request: Request) -> Response:

@@ -83,3 +83,28 @@ def test_errors_come_back_in_anthropics_shape(client, proxy):
         client(proxy).messages.create(
             model="claude-nonexistent", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
         )
+
+
+def test_count_tokens_answers_for_the_routed_model_without_calling_it(
+    client, proxy, clean_upstream
+):
+    api = client(proxy)
+    short = api.messages.count_tokens(model="auto", messages=[{"role": "user", "content": CHAT}])
+    longer = api.messages.count_tokens(
+        model="auto", system="Be brief.",
+        messages=[{"role": "user", "content": CHAT + " " + OLYMPIAD}],
+        tools=[{"name": "search", "description": "Search the web.",
+                "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}}}],
+    )  # fmt: skip
+    assert 0 < short.input_tokens < longer.input_tokens
+    assert clean_upstream.requests == []  # counting calls no model
+    with pytest.raises(anthropic.AuthenticationError):
+        client(proxy, key="sk-wrong-0000000").messages.count_tokens(
+            model="auto", messages=[{"role": "user", "content": "hi"}]
+        )
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        api.messages.count_tokens(model="auto", messages=[{"role": "robot", "content": "hi"}])
+    assert (
+        bad.value.body["type"] == "error"
+        and "messages.0.role" in bad.value.body["error"]["message"]
+    )
