@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+import redis
 
 from classifier.model import DifficultyClassifier
 from router.config import build_config
@@ -60,6 +62,21 @@ def proxy_config(
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def run_id() -> Iterator[str]:
+    """A prefix for this test's tenants; their Redis keys (and admin-made tenants) go after."""
+    run = f"r{uuid.uuid4().hex[:8]}"
+    yield run
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(f"thinkroute:{{{run}*"))
+    names = [n for n in client.hkeys("thinkroute:tenants") if n.decode().startswith(run)]
+    if keys:
+        client.delete(*keys)
+    if names:
+        client.hdel("thinkroute:tenants", *names)
+    client.close()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import anyio
@@ -13,7 +12,6 @@ from router.config import TenantConfig
 from router.errors import BudgetExceededError, RateLimitedError, StoreUnavailableError
 from router.store import Store
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 NOW = 1_795_000_000.0  # 2026-11-18, mid-day UTC
 
 

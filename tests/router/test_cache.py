@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import uuid
 
@@ -25,7 +24,6 @@ from router.cache import (
 from router.requests import ChatRequest, parse_chat_request
 from router.store import Store
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CLOSED_PORT_URL = "redis://127.0.0.1:1/0"
 PROMPT = "What is the capital of Australia? Answer in one word."
 BODY = {"model": "auto", "messages": [{"role": "user", "content": PROMPT}], "temperature": 0}

@@ -5,12 +5,10 @@ Real HTTP, real Redis, the simulated upstream.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import openai
 import pytest
-import redis
 
 from router.client import AsyncClient, Client, decision_from_headers
 from router.policy import RouteDecision
@@ -31,17 +29,6 @@ OLYMPIAD = [{"role": "user", "content": (
     "Let n be a positive integer. Find all functions f from the integers to the integers "
     "such that f(m + f(n)) = f(m) + n for all integers m and n."
 )}]  # fmt: skip
-
-
-@pytest.fixture
-def run_id() -> Iterator[str]:
-    run = f"c{uuid.uuid4().hex[:8]}"
-    yield run
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(f"thinkroute:{{{run}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 @pytest.fixture

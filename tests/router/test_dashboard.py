@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import redis
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
@@ -37,18 +35,6 @@ pytestmark = [
 
 ADMIN_KEY = "sk-admin-dashboard-0123456789"
 OPENAI_ERROR_FIELDS = {"message", "type", "param", "code"}
-
-
-@pytest.fixture
-def run_id() -> Iterator[str]:
-    """A prefix for this test's tenants; their Redis keys are deleted afterwards."""
-    run = f"d{uuid.uuid4().hex[:8]}"
-    yield run
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(f"thinkroute:{{{run}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 @pytest.fixture

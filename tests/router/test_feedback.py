@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import openai
 import pytest
-import redis
 
 from classifier.data import read_records
 from router.cli import main
@@ -22,7 +20,7 @@ from router.client import afeedback, feedback
 from router.config import ServerConfig, TenantConfig
 from router.decision_log import DecisionLog, decision_ids_key
 from router.errors import NotFoundError
-from router.feedback import Feedback, record_feedback
+from router.feedback import FEEDBACK_SCHEMA, FIELDS, Feedback, record_feedback
 from router.metrics import RequestOutcome
 from router.policy import RouteDecision
 from router.proxy import Router
@@ -41,18 +39,6 @@ OLYMPIAD = (
     "Let n be a positive integer. Find all functions f from the integers to the integers "
     "such that f(m + f(n)) = f(m) + n for all integers m and n."
 )
-
-
-@pytest.fixture
-def run_id() -> Iterator[str]:
-    """A prefix for this test's tenants; their Redis keys are deleted afterwards."""
-    run = f"f{uuid.uuid4().hex[:8]}"
-    yield run
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(f"thinkroute:{{{run}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 @pytest.fixture
@@ -250,3 +236,10 @@ def _small_training_set() -> list[dict[str, Any]]:
         text = f"Find all primes p with p^2 + {i} prime." if i % 2 else f"Greet guest {i}."
         records.append({"id": f"prompt/{i}", "source": "s", "prompt": text, "expected_tier": tier})
     return records
+
+
+def test_the_published_schema_names_exactly_the_fields_feedback_takes():
+    app = create_app(Router(config=proxy_config("http://127.0.0.1:9")), load_classifier=False)
+    body = app.openapi()["paths"]["/v1/feedback"]["post"]["requestBody"]
+    schema = body["content"]["application/json"]["schema"]
+    assert schema == FEEDBACK_SCHEMA and tuple(schema["properties"]) == FIELDS

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,14 +24,13 @@ from router.server import create_app
 from router.simulator import BackgroundServer
 from router.store import Store
 from tests.deploy.test_deploy import METRICS
-from tests.router.conftest import UPSTREAM_KEY, proxy_config
+from tests.router.conftest import REDIS_URL, UPSTREAM_KEY, proxy_config
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Accessing the 'model_(computed_)?fields' attribute:DeprecationWarning",
     "ignore:Items? .* on TypedDict class .* using the `ReadOnly` qualifier:UserWarning",
 )
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 OLYMPIAD = (
     "Let n be a positive integer. Find all functions f from the integers to the integers "
     "such that f(m + f(n)) = f(m) + n for all integers m and n."
@@ -45,18 +43,6 @@ ADMIN_KEY = "sk-admin-0123456789"
 
 def bearer(key: str) -> dict[str, str]:
     return {"authorization": f"Bearer {key}"}
-
-
-@pytest.fixture
-def run_id() -> Iterator[str]:
-    """A prefix for this test's tenants; their Redis keys are deleted afterwards."""
-    run = f"o{uuid.uuid4().hex[:8]}"
-    yield run
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(f"thinkroute:{{{run}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import uuid
 
 import anyio
@@ -23,7 +22,6 @@ from router.semantic_cache import SemanticCache, SemanticCacheSettings, partitio
 from router.semantic_guards import guard_failures, guard_signature, guards_allow
 from router.store import Store
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CLOSED_PORT_URL = "redis://127.0.0.1:1/0"
 QUESTION = "Explain how a hash table works."
 ON = SemanticCacheSettings(enabled=True)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 
 import anyio
@@ -21,35 +19,19 @@ from router.proxy import Router
 from router.server import create_app
 from router.simulator import BackgroundServer
 from router.store import Store
-from tests.router.conftest import ACME_KEY, proxy_config
+from tests.router.conftest import ACME_KEY, REDIS_URL, proxy_config
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Accessing the 'model_(computed_)?fields' attribute:DeprecationWarning",
     "ignore:Items? .* on TypedDict class .* using the `ReadOnly` qualifier:UserWarning",
 )
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 ADMIN_KEY = "sk-admin-0123456789"
 OLYMPIAD = (
     "Let n be a positive integer. Find all functions f from the integers to the integers "
     "such that f(m + f(n)) = f(m) + n for all integers m and n."
 )
 CHAT = "what's a nice name for a cat?"
-
-
-@pytest.fixture
-def run_id() -> Iterator[str]:
-    """A prefix for this test's tenants; their Redis keys are deleted afterwards."""
-    run = f"t{uuid.uuid4().hex[:8]}"
-    yield run
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(f"thinkroute:{{{run}*"))
-    names = [n for n in client.hkeys("thinkroute:tenants") if n.decode().startswith(run)]
-    if keys:
-        client.delete(*keys)
-    if names:
-        client.hdel("thinkroute:tenants", *names)
-    client.close()
 
 
 @pytest.fixture
