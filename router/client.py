@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypedDict, TypeVar
+from typing import Any, Generic, Literal, TypedDict, TypeVar, cast
 
 from openai import AsyncOpenAI, AsyncStream, OpenAI, Stream
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
@@ -82,10 +82,9 @@ def feedback(
     tier too (after asking it yourself) to say which model was better. A
     second score for the same request and tier replaces the first.
     """
-    receipt: FeedbackReceipt = client.post(
-        "/feedback", body=_body(request_id, score, tier, comment), cast_to=object
-    )
-    return receipt
+    # cast_to=object: the openai client hands back the parsed JSON as it came.
+    receipt = client.post("/feedback", body=_body(request_id, score, tier, comment), cast_to=object)
+    return cast(FeedbackReceipt, receipt)
 
 
 async def afeedback(
@@ -97,10 +96,10 @@ async def afeedback(
     comment: str | None = None,
 ) -> FeedbackReceipt:
     """:func:`feedback` through an ``AsyncOpenAI`` client."""
-    receipt: FeedbackReceipt = await client.post(
+    receipt = await client.post(
         "/feedback", body=_body(request_id, score, tier, comment), cast_to=object
     )
-    return receipt
+    return cast(FeedbackReceipt, receipt)
 
 
 def _body(
