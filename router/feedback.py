@@ -39,7 +39,7 @@ __all__ = ["FEEDBACK_SCHEMA", "Feedback", "parse_feedback", "record_feedback"]
 
 MAX_COMMENT_CHARS = 2000
 FIELDS = ("request_id", "score", "tier", "comment")
-# The ids the proxy hands out or keeps (router.server): anything else was never one.
+# The ids the proxy hands out or keeps from a client (router.server): anything else was never one.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # The body, for the OpenAPI document; parse_feedback stays the authority.
 FEEDBACK_SCHEMA: dict[str, Any] = {

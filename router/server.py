@@ -11,7 +11,6 @@ import asyncio
 import hmac
 import json
 import logging
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -37,7 +36,7 @@ from router.errors import (
     StoreUnavailableError,
     ThinkrouteError,
 )
-from router.feedback import FEEDBACK_SCHEMA, parse_feedback, record_feedback
+from router.feedback import FEEDBACK_SCHEMA, REQUEST_ID, parse_feedback, record_feedback
 from router.logs import last_user_text, request_fields
 from router.metrics import CLIENT_CLOSED, Metrics, RequestOutcome, served_tier
 from router.openapi import chat_completions_body, json_body, messages_body, tenant_body
@@ -58,8 +57,6 @@ LATENCY_LIMIT_HEADER = "x-thinkroute-max-latency-ms"
 WORKER_CONFIG = "THINKROUTE_WORKER_CONFIG"
 WORKER_REDIS_URL = "THINKROUTE_WORKER_REDIS_URL"
 WORKER_LOG = "THINKROUTE_WORKER_LOG"
-# A client's own request id is kept if it is a plain token; anything else is replaced.
-REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def create_app(
