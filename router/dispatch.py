@@ -257,9 +257,18 @@ class Dispatcher:
 
 
 def _reasoning(params: dict[str, Any], target: Target) -> dict[str, Any]:
-    """The LiteLLM arguments for the target's reasoning, unless the client chose its own."""
+    """The LiteLLM arguments for the target's reasoning.
+
+    A client that set its own reasoning keeps it, and only a self-hosted hybrid
+    model's chat-template switch still goes: such a model reads nothing else (a
+    forwarded ``reasoning_effort: none`` would not stop Qwen3 thinking), and the
+    client's own effort picked the tier (none: fast, thinking off).
+    """
     if CLIENT_REASONING_PARAMS & params.keys():
-        return {}
+        switch = litellm_kwargs(
+            target.deployment.litellm_params, Thinking(is_enabled=target.thinking)
+        )
+        return {name: value for name, value in switch.items() if name == "extra_body"}
     return litellm_kwargs(target.deployment.litellm_params, target.reasoning)
 
 

@@ -569,8 +569,8 @@ class Router:
         deployment = self.config.deployment(decision.model or "")
         assert deployment is not None  # decisions only name configured models
         target = Target(deployment, decision.reasoning_effort)
-        if decision.tier in ("fast", "reasoning") and decision.reason != EFFORT_REQUESTED:
-            # The tier's thinking settings too; a client that set its own reasoning gets its own.
+        if decision.tier in ("fast", "reasoning"):
+            # The tier's thinking settings too (dispatch keeps a client's own reasoning first).
             tier = self.config.tiers[decision.tier]
             target = Target.for_tier(deployment, tier, decision.reasoning_effort)
         fallback = None

@@ -345,6 +345,33 @@ async def test_a_client_that_sets_its_own_reasoning_is_not_overridden(upstream):
     assert request["body"]["thinking"] == {"type": "enabled", "budget_tokens": budget}
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("effort", "tier", "is_on"), [("none", "fast", False), ("high", "reasoning", True)]
+)
+async def test_a_clients_own_effort_on_a_hybrid_vllm_model_also_flips_its_thinking_switch(
+    upstream, effort, tier, is_on
+):
+    base = {"api_base": f"{upstream.url}/v1", "api_key": KEY}
+    config = tiered_config(
+        {"qwen3": ("hosted_vllm/Qwen/Qwen3-8B", base)},
+        {"fast": {"model": "qwen3", "thinking": False},
+         "reasoning": {"model": "qwen3", "thinking": True}},
+    )  # fmt: skip
+    router = Router(config=config, classifier=None)  # a requested effort needs no classifier
+    try:
+        done = await router.acompletion(
+            {"model": "auto", "messages": QUESTION, "reasoning_effort": effort}
+        )
+    finally:
+        await router.aclose()
+    assert done.decision.tier == tier
+    (request,) = upstream.requests
+    # Qwen3 on vLLM reads only the chat-template switch: "none" must turn thinking off.
+    assert request["body"]["chat_template_kwargs"] == {"enable_thinking": is_on}
+    assert request["body"]["reasoning_effort"] == effort  # the client's own, as sent
+
+
 def test_thinking_off_and_on_are_cached_apart():
     config = tiered_config(
         {"qwen3": ("hosted_vllm/Qwen/Qwen3-8B", {"api_base": "http://127.0.0.1:9/v1"})},
