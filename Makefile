@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install serve test lint format redis audit bench clean
+.PHONY: install serve test lint format redis audit browser bench clean
 
 install: $(STAMP)
 
@@ -47,7 +47,19 @@ AUDIT_IGNORE :=
 audit: install
 	$(BIN)/python -m tests.dependency_audit --deadline-s 180 $(AUDIT_IGNORE)
 
-test: lint redis audit
+# The dashboard's browser test drives Debian's chromium and its driver (never a downloaded
+# browser) and fails without them. Installed here when missing (as root, the package lists
+# refreshed only if the install cannot find the packages without it).
+BROWSER_PACKAGES := chromium chromium-driver
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y --no-install-recommends $(BROWSER_PACKAGES) \
+		|| { apt-get update && apt-get install -y --no-install-recommends $(BROWSER_PACKAGES); } \
+		|| { echo "make: install Debian's $(BROWSER_PACKAGES) for the dashboard's browser test"; exit 1; }; \
+	fi
+
+test: lint redis audit browser
 	$(BIN)/pytest
 
 bench: install
