@@ -40,7 +40,7 @@ from router.errors import (
     UpstreamUnavailableError,
 )
 from router.openai_direct import DirectOpenAI, is_direct_eligible
-from router.reasoning import Thinking, litellm_kwargs
+from router.reasoning import Thinking, fit_to_max_tokens, litellm_kwargs
 
 __all__ = [
     "Dispatcher",
@@ -264,12 +264,16 @@ def _reasoning(params: dict[str, Any], target: Target) -> dict[str, Any]:
     forwarded ``reasoning_effort: none`` would not stop Qwen3 thinking), and the
     client's own effort picked the tier (none: fast, thinking off).
     """
+    litellm_params = target.deployment.litellm_params
     if CLIENT_REASONING_PARAMS & params.keys():
-        switch = litellm_kwargs(
-            target.deployment.litellm_params, Thinking(is_enabled=target.thinking)
-        )
+        switch = litellm_kwargs(litellm_params, Thinking(is_enabled=target.thinking))
         return {name: value for name, value in switch.items() if name == "extra_body"}
-    return litellm_kwargs(target.deployment.litellm_params, target.reasoning)
+    limit = params.get("max_completion_tokens") or params.get("max_tokens")
+    return fit_to_max_tokens(
+        litellm_kwargs(litellm_params, target.reasoning),
+        litellm_params,
+        limit if isinstance(limit, int) else None,
+    )
 
 
 def _merged(base: Any, extra: dict[str, Any]) -> dict[str, Any]:

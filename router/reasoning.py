@@ -30,7 +30,15 @@ from typing import Any, NamedTuple
 
 import litellm
 
-__all__ = ["Problem", "Thinking", "check_pair", "check_tier", "litellm_kwargs", "provider_of"]
+__all__ = [
+    "Problem",
+    "Thinking",
+    "check_pair",
+    "check_tier",
+    "fit_to_max_tokens",
+    "litellm_kwargs",
+    "provider_of",
+]
 
 # Providers that think within a token budget, and the smallest budget each takes
 # (Anthropic refuses budget_tokens below 1024).
@@ -108,6 +116,27 @@ def litellm_kwargs(litellm_params: Mapping[str, Any], thinking: Thinking) -> dic
         return {}  # off: Claude thinks only when asked (on needs a budget: see check_tier)
     # Self-hosted OpenAI-compatible server: sent in the body as the OpenAI SDK sends extra_body.
     return {"extra_body": {"chat_template_kwargs": {"enable_thinking": is_on}}}
+
+
+def fit_to_max_tokens(
+    kwargs: dict[str, Any], litellm_params: Mapping[str, Any], max_tokens: int | None
+) -> dict[str, Any]:
+    """``kwargs`` with a tier's Anthropic thinking budget fitted inside the client's max_tokens.
+
+    Anthropic counts thinking inside ``max_tokens`` and refuses a budget that
+    leaves no room for the answer. The client's ``max_tokens`` caps the whole
+    output, as Anthropic defines it, so the budget shrinks to fit; where even
+    Anthropic's least budget does not fit, the model answers without thinking.
+    """
+    thinking = kwargs.get("thinking")
+    if max_tokens is None or not isinstance(thinking, dict) or "budget_tokens" not in thinking:
+        return kwargs
+    if provider_of(litellm_params)[1] != "anthropic":
+        return kwargs
+    budget = min(int(thinking["budget_tokens"]), max_tokens - 1)
+    if budget < BUDGET_PROVIDERS["anthropic"]:
+        return {name: value for name, value in kwargs.items() if name != "thinking"}
+    return {**kwargs, "thinking": {**thinking, "budget_tokens": budget}}
 
 
 def check_tier(

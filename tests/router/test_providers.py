@@ -134,6 +134,37 @@ async def test_anthropic_reasoning_tier_thinks_within_its_budget(upstream, class
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(("max_tokens", "thinking"), [
+    (2000, {"type": "enabled", "budget_tokens": 1999}),  # the budget shrinks to fit the cap
+    (600, None),  # Anthropic's least budget (1024) cannot fit: no thinking
+    (20000, {"type": "enabled", "budget_tokens": 8000}),
+])  # fmt: skip
+async def test_an_anthropic_budget_fits_inside_the_clients_max_tokens(
+    upstream, classifier, max_tokens, thinking
+):
+    base = {"api_base": upstream.url, "api_key": KEY}
+    config = tiered_config(
+        {"fast": ("anthropic/claude-haiku-4-5", base),
+         "reasoning": ("anthropic/claude-sonnet-4-5", base)},
+        {"fast": {"model": "fast"},
+         "reasoning": {"model": "reasoning", "thinking_budget_tokens": 8000}},
+    )  # fmt: skip
+    router = Router(config=config, classifier=classifier)
+    try:
+        done = await router.acompletion(
+            {"model": "auto", "messages": QUESTION, "max_tokens": max_tokens},
+            tenant=config.tenants[1],  # reasoning only
+        )
+    finally:
+        await router.aclose()
+    assert done.decision.tier == "reasoning"
+    (request,) = upstream.requests
+    # Anthropic refuses max_tokens <= budget_tokens; the client's cap stays the cap.
+    assert request["body"]["max_tokens"] == max_tokens
+    assert request["body"].get("thinking") == thinking
+
+
+@pytest.mark.anyio
 async def test_one_gemini_model_thinks_off_for_fast_and_on_a_budget_for_reasoning(
     upstream, classifier
 ):
