@@ -12,11 +12,8 @@ import pytest
 
 from router.client import AsyncClient, Client, decision_from_headers
 from router.policy import RouteDecision
-from router.proxy import Router
-from router.server import create_app
 from router.simulator import BackgroundServer
-from router.store import Store
-from tests.router.conftest import REDIS_URL, proxy_config
+from tests.router.conftest import proxy_config
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Accessing the 'model_(computed_)?fields' attribute:DeprecationWarning",
@@ -32,15 +29,13 @@ OLYMPIAD = [{"role": "user", "content": (
 
 
 @pytest.fixture
-def proxy(classifier, clean_upstream, run_id) -> Iterator[BackgroundServer]:
+def proxy(serve_on_redis, clean_upstream, run_id) -> BackgroundServer:
     # log_prompts: feedback needs the chat text it would train on.
     tenants = [{"name": run_id, "api_keys": [f"sk-{run_id}"], "budget": {"daily_usd": 5},
                 "log_prompts": True}]  # fmt: skip
-    config = proxy_config(clean_upstream.base_url, tenants=tenants)
-    store = Store.from_url(REDIS_URL, timeout_s=2.0)
-    router = Router(config=config, classifier=classifier, store=store)
-    with BackgroundServer(create_app(router, admin_key=ADMIN_KEY)) as server:
-        yield server
+    return serve_on_redis(
+        proxy_config(clean_upstream.base_url, tenants=tenants), admin_key=ADMIN_KEY
+    )
 
 
 @pytest.fixture

@@ -18,11 +18,8 @@ from selenium.webdriver.support.wait import WebDriverWait
 
 from router.config import ServerConfig
 from router.dashboard.figures import percentile, window_figures
-from router.proxy import Router
-from router.server import create_app
 from router.simulator import BackgroundServer
-from router.store import Store
-from tests.router.conftest import REDIS_URL, proxy_config
+from tests.router.conftest import proxy_config
 from tests.router.test_observability import CHAT, OLYMPIAD, PRIMES, post
 
 pytestmark = [
@@ -38,23 +35,16 @@ OPENAI_ERROR_FIELDS = {"message", "type", "param", "code"}
 
 
 @pytest.fixture
-def start(classifier, clean_upstream, run_id):
+def start(serve_on_redis, clean_upstream, run_id):
     """Start a proxy on Redis with tenants ``{run}-a`` and ``{run}-b`` and the admin key."""
-    started: list[BackgroundServer] = []
 
     def make(*, admin_key: str | None = ADMIN_KEY, **server: Any) -> BackgroundServer:
         tenants = [{"name": f"{run_id}-{n}", "api_keys": [f"sk-{run_id}-{n}"]} for n in "ab"]
         config = proxy_config(clean_upstream.base_url, tenants=tenants)
         config = config.model_copy(update={"server": ServerConfig(**server)})
-        router = Router(config=config, classifier=classifier,
-                        store=Store.from_url(REDIS_URL, timeout_s=2.0))  # fmt: skip
-        proxy = BackgroundServer(create_app(router, admin_key=admin_key)).__enter__()
-        started.append(proxy)
-        return proxy
+        return serve_on_redis(config, admin_key=admin_key)
 
-    yield make
-    for proxy in started:
-        proxy.__exit__()
+    return make
 
 
 def summary(server: BackgroundServer, key: str | None, **params: Any) -> httpx.Response:

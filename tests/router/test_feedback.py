@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -26,7 +25,6 @@ from router.policy import RouteDecision
 from router.proxy import Router
 from router.server import create_app
 from router.simulator import BackgroundServer
-from router.store import Store
 from tests.router.conftest import REDIS_URL, proxy_config
 
 pytestmark = pytest.mark.filterwarnings(
@@ -42,7 +40,7 @@ OLYMPIAD = (
 
 
 @pytest.fixture
-def proxy(classifier, clean_upstream, run_id) -> Iterator[BackgroundServer]:
+def proxy(serve_on_redis, clean_upstream, run_id) -> BackgroundServer:
     """Tenants ``{run}-a`` and ``{run}-b`` keep their chat text; ``{run}-quiet`` does not."""
     tenants = [
         {"name": f"{run_id}-{name}", "api_keys": [f"sk-{run_id}-{name}"],
@@ -51,10 +49,7 @@ def proxy(classifier, clean_upstream, run_id) -> Iterator[BackgroundServer]:
     ]  # fmt: skip
     config = proxy_config(clean_upstream.base_url, tenants=tenants)
     config = config.model_copy(update={"server": ServerConfig()})
-    router = Router(config=config, classifier=classifier,
-                    store=Store.from_url(REDIS_URL, timeout_s=2.0))  # fmt: skip
-    with BackgroundServer(create_app(router)) as server:
-        yield server
+    return serve_on_redis(config)
 
 
 def ask(server: BackgroundServer, key: str, text: str, **body: Any) -> httpx.Response:

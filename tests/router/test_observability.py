@@ -19,10 +19,7 @@ from classifier.data import read_records
 from router.cli import build_parser, main
 from router.config import ServerConfig
 from router.logs import JsonFormatter
-from router.proxy import Router
-from router.server import create_app
 from router.simulator import BackgroundServer
-from router.store import Store
 from tests.deploy.test_deploy import METRICS
 from tests.router.conftest import REDIS_URL, UPSTREAM_KEY, proxy_config
 
@@ -46,9 +43,8 @@ def bearer(key: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def start(classifier, clean_upstream, run_id):
+def start(serve_on_redis, clean_upstream, run_id):
     """Start a proxy backed by Redis, with tenants ``{run}-a`` and ``{run}-b`` plus extras."""
-    started: list[BackgroundServer] = []
 
     def make(
         *,
@@ -60,15 +56,9 @@ def start(classifier, clean_upstream, run_id):
         plain = [{"name": f"{run_id}-{n}", "api_keys": [f"sk-{run_id}-{n}"]} for n in "ab"]
         config = proxy_config(clean_upstream.base_url, tenants=[*plain, *tenants])
         config = config.model_copy(update={"server": ServerConfig(**server)})
-        router = Router(config=config, classifier=classifier,
-                        store=Store.from_url(REDIS_URL, timeout_s=2.0))  # fmt: skip
-        proxy = BackgroundServer(create_app(router, **keys)).__enter__()
-        started.append(proxy)
-        return proxy
+        return serve_on_redis(config, **keys)
 
-    yield make
-    for proxy in started:
-        proxy.__exit__()
+    return make
 
 
 def post(server: BackgroundServer, key: str, text: str, *, headers=None, **body) -> httpx.Response:

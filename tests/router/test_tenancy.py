@@ -18,7 +18,6 @@ import yaml
 from router.proxy import Router
 from router.server import create_app
 from router.simulator import BackgroundServer
-from router.store import Store
 from tests.router.conftest import ACME_KEY, REDIS_URL, proxy_config
 
 pytestmark = pytest.mark.filterwarnings(
@@ -35,21 +34,14 @@ CHAT = "what's a nice name for a cat?"
 
 
 @pytest.fixture
-def metered(classifier, clean_upstream):
+def metered(serve_on_redis, clean_upstream):
     """Start proxies backed by Redis with extra tenants; ``redis_url`` may point nowhere."""
-    started: list[BackgroundServer] = []
 
     def start(tenants: list[dict], *, redis_url: str = REDIS_URL, **dispatch) -> BackgroundServer:
         config = proxy_config(clean_upstream.base_url, tenants=tenants, **dispatch)
-        store = Store.from_url(redis_url, timeout_s=2.0)
-        router = Router(config=config, classifier=classifier, store=store)
-        server = BackgroundServer(create_app(router, admin_key=ADMIN_KEY)).__enter__()
-        started.append(server)
-        return server
+        return serve_on_redis(config, redis_url=redis_url, admin_key=ADMIN_KEY)
 
-    yield start
-    for server in started:
-        server.__exit__()
+    return start
 
 
 def chat(text: str, **extra) -> dict:

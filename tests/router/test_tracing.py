@@ -16,11 +16,9 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from router.config import ServerConfig
 from router.proxy import Router
-from router.server import create_app
 from router.simulator import BackgroundServer
-from router.store import Store
 from router.tracing import start_tracing
-from tests.router.conftest import REDIS_URL, UPSTREAM_KEY, proxy_config
+from tests.router.conftest import UPSTREAM_KEY, proxy_config
 from tests.router.test_observability import CHAT, OLYMPIAD, post, stream
 
 pytestmark = [
@@ -37,16 +35,13 @@ CLIENT_SPAN_ID = "00f067aa0ba902b7"
 
 
 @pytest.fixture
-def traced(classifier, clean_upstream, run_id) -> Iterator[tuple[BackgroundServer, Any]]:
+def traced(serve_on_redis, clean_upstream, run_id) -> Iterator[tuple[BackgroundServer, Any]]:
     """A proxy on Redis whose spans go to an in-memory exporter, and that exporter."""
     exporter = InMemorySpanExporter()
     tracing = start_tracing(exporter=exporter)
     config = proxy_config(clean_upstream.base_url,
                           tenants=[{"name": run_id, "api_keys": [f"sk-{run_id}"]}])  # fmt: skip
-    router = Router(config=config, classifier=classifier, tracing=tracing,
-                    store=Store.from_url(REDIS_URL, timeout_s=2.0))  # fmt: skip
-    with BackgroundServer(create_app(router)) as proxy:
-        yield proxy, exporter
+    yield serve_on_redis(config, tracing=tracing), exporter
     tracing.provider.shutdown()
 
 
