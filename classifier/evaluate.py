@@ -25,7 +25,7 @@ from classifier.cost import DEFAULT_PRICES, estimate_prompt_tokens, routed_cost_
 from classifier.data import TIERS, Record, load_records
 from classifier.metrics import RoutingCurve, routing_curve
 
-__all__ = ["evaluate", "run_calibrate", "run_eval", "run_score"]
+__all__ = ["add_data_argument", "evaluate", "run_calibrate", "run_eval", "run_score"]
 
 DEFAULT_MODE = "balanced"
 MODES = ("cheap", "balanced", "quality")
@@ -187,7 +187,8 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _data_and_model(parser: argparse.ArgumentParser) -> None:
+def add_data_argument(parser: argparse.ArgumentParser) -> None:
+    """``--data FILE``, repeatable: what every classifier command reads."""
     parser.add_argument(
         "--data",
         action="append",
@@ -196,6 +197,10 @@ def _data_and_model(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="JSONL or CSV records; repeat for several files",
     )
+
+
+def _data_and_model(parser: argparse.ArgumentParser) -> None:
+    add_data_argument(parser)
     parser.add_argument(
         "--model",
         type=Path,

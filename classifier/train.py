@@ -39,7 +39,7 @@ from classifier.calibration import threshold_for_pgr
 from classifier.card import render_card
 from classifier.data import Record, load_records
 from classifier.embedding import DEFAULT_MODEL, SentenceEmbedder
-from classifier.evaluate import evaluate
+from classifier.evaluate import add_data_argument, evaluate
 from classifier.features import surface_features
 from classifier.head import DifficultyHead, GatedHead, fit_platt, logit
 from classifier.metrics import routing_curve
@@ -303,14 +303,7 @@ def _unseen_report(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data",
-        action="append",
-        required=True,
-        type=Path,
-        metavar="FILE",
-        help="JSONL or CSV records; repeat for several files",
-    )
+    add_data_argument(parser)
     parser.add_argument(
         "--out",
         required=True,
