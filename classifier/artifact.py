@@ -23,11 +23,13 @@ import sklearn
 
 from classifier.errors import ArtifactError
 from classifier.features import FEATURE_NAMES
+from classifier.gain import TreeGain
 from classifier.head import DifficultyHead, GatedHead
 
 __all__ = ["FORMAT", "HEAD_FILE", "CARD_FILE", "HeadArtifact", "read_artifact", "write_artifact"]
 
-FORMAT = "thinkroute.gated-head/1"
+# /2: the gain became boosted trees over a projection (/1 was an MLP); retrain a /1 head.
+FORMAT = "thinkroute.gated-head/2"
 HEAD_FILE = "head.json"
 CARD_FILE = "MODEL_CARD.md"
 MODES = ("cheap", "balanced", "quality")
@@ -55,7 +57,8 @@ def write_artifact(artifact: HeadArtifact, directory: str | Path, *, card: str) 
     directory.mkdir(parents=True, exist_ok=True)
     numbers = {
         "gate": _head_numbers(artifact.head.gate),
-        "gain": _head_numbers(artifact.head.gain),
+        "gain": artifact.head.gain.to_numbers(),
+        "gate_open": artifact.head.gate_open,
         "calibration": artifact.head.calibration.tolist(),
     }
     document = {
@@ -95,7 +98,8 @@ def read_artifact(directory: str | Path) -> HeadArtifact:
         raise ArtifactError(path, f"damaged: not valid JSON ({exc})") from exc
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         found = document.get("format") if isinstance(document, dict) else type(document).__name__
-        raise ArtifactError(path, f"format is {found!r}, this thinkroute reads {FORMAT!r}")
+        advice = ": retrain it" if str(found).startswith("thinkroute.gated-head/") else ""
+        raise ArtifactError(path, f"format is {found!r}, this thinkroute reads {FORMAT!r}{advice}")
     try:
         return _parse(document, path)
     except (KeyError, TypeError, ValueError) as exc:
@@ -119,7 +123,13 @@ def _parse(document: dict[str, Any], path: Path) -> HeadArtifact:
         )
     width = int(document["embedding"]["dim"]) + len(FEATURE_NAMES)
     gate = _stored_head(numbers["gate"], width, path, "gate")
-    gain = _stored_head(numbers["gain"], width, path, "gain")
+    try:
+        gain = TreeGain.from_numbers(numbers["gain"], n_features=width)
+    except ValueError as exc:
+        raise ArtifactError(path, f"gain: {exc}") from exc
+    gate_open = _finite(numbers["gate_open"])
+    if not 0.0 < gate_open <= 1.0:
+        raise ArtifactError(path, f"'gate_open' must lie in (0, 1], got {gate_open}")
     calibration = [_finite(v) for v in numbers["calibration"]]
     if len(calibration) != 2:
         raise ArtifactError(path, "'calibration' must hold a slope and an offset")
@@ -136,7 +146,7 @@ def _parse(document: dict[str, Any], path: Path) -> HeadArtifact:
         )
 
     return HeadArtifact(
-        head=GatedHead(gate=gate, gain=gain, calibration=calibration),
+        head=GatedHead(gate=gate, gain=gain, gate_open=gate_open, calibration=calibration),
         embedding=document["embedding"],
         thresholds=thresholds,
         include_system=bool(document.get("text", {}).get("include_system", False)),

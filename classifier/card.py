@@ -25,9 +25,10 @@ def render_card(artifact: HeadArtifact) -> str:
         f"- Trained: {training.get('date', 'unknown')}",
         f"- Embedding: `{embedding['model']}`, {how} "
         f"({embedding['dim']}-d, {embedding.get('max_seq_length')} tokens)",
-        "- Head: a gate (logistic regression: does the request call for reasoning?) times a "
-        "gain (one-hidden-layer MLP: does the reasoning model win it?), both standardised over "
-        "the embedding and surface features; their product is Platt-calibrated on out-of-fold "
+        "- Head: a gain model (gradient-boosted trees over a PCA projection of the embedding "
+        "and the surface features: how much does the reasoning model win?), discounted by a "
+        "gate (logistic regression: does the request call for reasoning?) where the gate is "
+        f"below {artifact.head.gate_open:g}; the result is Platt-calibrated on out-of-fold "
         "scores of the measured fast/reasoning outcomes",
         f"- Configuration: `{training.get('config', {})}`",
         "",

@@ -1,15 +1,17 @@
 """The difficulty head: vectors in, P(reasoning model does better) out.
 
-The shipped score is a product of two linear heads (:class:`GatedHead`):
+The shipped score combines two models (:class:`GatedHead`):
 
-    P(better) = calibrate( P(the task calls for reasoning) x P(reasoning wins | such a task) )
+    P(better) = calibrate( gain x min(1, gate / gate_open) )
 
-The *gate* learns from prompt records (everyday chat versus competition
-maths and hard coding) what kind of request this is; the *gain* head learns
-from measured outcomes which of those tasks a reasoning model actually wins.
-One head trained on both at once has to place chat somewhere on the
-outcome scale it has never measured; the product sends chat to the fast
-tier without costing the ranking within reasoning-type tasks.
+The *gate* (a logistic regression, :class:`DifficultyHead`) learns from
+prompt records (everyday chat versus competition maths and hard coding) what
+kind of request this is; the *gain* (boosted trees, :class:`~classifier.gain.TreeGain`)
+learns from measured outcomes how much a reasoning model wins on such a task.
+A gate at or above ``gate_open`` leaves the gain's ranking alone, so it costs
+nothing among reasoning-type tasks (a plain product cost 0.01 APGR there);
+below it, the gate discounts the gain, which sends chat (never measured on
+the outcome scale) to the fast tier.
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from classifier.gain import TreeGain
+
 __all__ = ["DifficultyHead", "GatedHead", "fit_platt"]
+
+# Width of the soft floor that keeps the gain positive (the calibration works in
+# log-odds) without tying every prompt predicted at or below zero.
+_GAIN_FLOOR_WIDTH = 0.01
 
 
 class DifficultyHead(ClassifierMixin, BaseEstimator):
@@ -241,33 +249,48 @@ def logit(p: ArrayLike) -> NDArray[np.float64]:
 
 
 class GatedHead:
-    """P(reasoning model does better) as a calibrated gate x gain product.
+    """P(reasoning model does better) from a gate and a gain model, calibrated.
 
     Parameters
     ----------
     gate : DifficultyHead
         Fitted on "does this request call for reasoning at all?".
-    gain : DifficultyHead
-        Fitted on "does the reasoning model win this task?".
+    gain : TreeGain
+        Fitted on "how much does the reasoning model win on this task?".
+    gate_open : float, default=0.5
+        Gate probability from which the gain counts in full; below it the gain
+        is scaled by ``gate / gate_open``.
     calibration : array-like of shape (2,)
-        Platt slope and offset over the log-odds of the product.
+        Platt slope and offset over the log-odds of the discounted gain.
     """
 
     def __init__(
-        self, *, gate: DifficultyHead, gain: DifficultyHead, calibration: ArrayLike = (1.0, 0.0)
+        self,
+        *,
+        gate: DifficultyHead,
+        gain: TreeGain,
+        gate_open: float = 0.5,
+        calibration: ArrayLike = (1.0, 0.0),
     ) -> None:
+        if not 0.0 < gate_open <= 1.0:
+            raise ValueError(f"gate_open must lie in (0, 1], got {gate_open}")
         self.gate = gate
         self.gain = gain
+        self.gate_open = float(gate_open)
         self.calibration = np.asarray(calibration, dtype=np.float64)
 
     def raw_score(self, X: ArrayLike) -> NDArray[np.float64]:
-        """The uncalibrated product of the two heads' probabilities."""
+        """The uncalibrated gain, discounted where the gate is below ``gate_open``."""
         X = np.asarray(X, dtype=np.float64)
-        # Checked once here instead of by scikit-learn in each head: on the request
-        # path its validation costs more than the arithmetic (0.15 ms of 0.5).
+        # Checked once here instead of by scikit-learn in each model: on the request
+        # path its validation costs more than the arithmetic (0.15 ms of 0.5). The
+        # gate checks the width.
         if X.ndim != 2 or not np.isfinite(X).all():
             raise ValueError(f"expected a finite 2-d array of vectors, got shape {X.shape}")
-        return _probability(self.gate, X) * _probability(self.gain, X)
+        discount = np.minimum(1.0, _probability(self.gate, X) / self.gate_open)
+        gain = np.minimum(self.gain.predict_unchecked(X), 1.0)
+        positive = _GAIN_FLOOR_WIDTH * np.logaddexp(0.0, gain / _GAIN_FLOOR_WIDTH)
+        return positive * discount
 
     def score(self, X: ArrayLike) -> NDArray[np.float64]:
         """Calibrated P(reasoning model does better), one per row."""

@@ -6,6 +6,13 @@
 'reasoning'
 """
 
+import os
+
+# LiteLLM fetches its price list from GitHub when imported unless told not to:
+# seconds of retries on a machine without internet, and prices that change under
+# a running proxy. Its bundled copy is the default here; set it to False to fetch.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
 from router.config import Config, load_config
 from router.errors import ThinkrouteError
 from router.policy import MODES, RouteDecision, decide

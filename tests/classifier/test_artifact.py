@@ -5,9 +5,16 @@ import json
 import numpy as np
 import pytest
 
-from classifier.artifact import HEAD_FILE, HeadArtifact, read_artifact, write_artifact
+from classifier.artifact import (
+    HEAD_FILE,
+    HeadArtifact,
+    _checksum,
+    read_artifact,
+    write_artifact,
+)
 from classifier.errors import ArtifactError
 from classifier.features import FEATURE_NAMES
+from classifier.gain import TreeGain
 from classifier.head import DifficultyHead, GatedHead
 
 DIM = 4
@@ -20,8 +27,9 @@ def saved(tmp_path):
     X = rng.normal(size=(200, DIM + len(FEATURE_NAMES)))
     y = (X[:, 0] + rng.normal(scale=0.5, size=200) > 0).astype(int)
     gate = DifficultyHead(calibration=None).fit(X, X[:, 1] > 0)
-    gain = DifficultyHead(hidden_units=5, max_iter=50, calibration=None).fit(X, y)
-    head = GatedHead(gate=gate, gain=gain, calibration=[1.3, -0.2])
+    gain = TreeGain(n_components=3, n_passthrough=len(FEATURE_NAMES), max_iter=20)
+    gain.fit(X, y)
+    head = GatedHead(gate=gate, gain=gain, gate_open=0.4, calibration=[1.3, -0.2])
     artifact = HeadArtifact(
         head=head, embedding={"model": "fake", "dim": DIM}, thresholds=THRESHOLDS
     )
@@ -36,21 +44,15 @@ def test_round_trip_gives_identical_scores(saved):
     assert loaded.embedding == {"model": "fake", "dim": DIM}
     np.testing.assert_array_equal(loaded.head.score(X), head.score(X))
     np.testing.assert_array_equal(loaded.head.calibration, [1.3, -0.2])
+    assert loaded.head.gate_open == 0.4
     assert (directory / "MODEL_CARD.md").read_text() == "# card\n"
 
 
 def test_saved_head_is_plain_json(saved):
     directory, _, _ = saved
     document = json.loads((directory / HEAD_FILE).read_text())
-    assert set(document["head"]) == {"gate", "gain", "calibration"}
-    assert set(document["head"]["gain"]) == {
-        "C",
-        "hidden_units",
-        "mean",
-        "scale",
-        "layers",
-        "calibration",
-    }
+    assert set(document["head"]) == {"gate", "gain", "gate_open", "calibration"}
+    assert set(document["head"]["gain"]) == {"n_passthrough", "center", "components", "trees"}
 
 
 def edit(directory, change):
@@ -63,7 +65,8 @@ def edit(directory, change):
 @pytest.mark.parametrize(
     ("change", "problem"),
     [
-        (lambda d: d["head"]["gain"]["layers"][0][1].__setitem__(0, 12.5), "checksum"),
+        (lambda d: d["head"]["gain"]["center"].__setitem__(0, 12.5), "checksum"),
+        (lambda d: d["head"]["gate"]["layers"][0][1].__setitem__(0, 12.5), "checksum"),
         (lambda d: d.__setitem__("format", "something/9"), "format is 'something/9'"),
         (lambda d: d["embedding"].__setitem__("dim", 8), "shape"),
         (lambda d: d.__setitem__("features", ["log_words"]), "retrain the head"),
@@ -78,6 +81,39 @@ def test_damaged_or_mismatched_artifact_names_the_file(saved, change, problem):
     with pytest.raises(ArtifactError, match=problem) as caught:
         read_artifact(directory)
     assert str(directory / HEAD_FILE) in str(caught.value)
+
+
+def rewrite_head(directory, change):
+    """Change the head's numbers and re-sign them, as a mismatched (not damaged) file would be."""
+
+    def changed(document):
+        change(document["head"])
+        document["checksum"] = _checksum(document["head"])
+
+    edit(directory, changed)
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda h: [row.pop() for row in h["gain"]["components"]], "gain: components have"),
+        (lambda h: h["gain"]["center"].pop(), "gain: center has shape"),
+        (lambda h: h["gain"]["trees"]["feature"][0].__setitem__(0, 99), "gain: .*feature"),
+        (lambda h: h.__setitem__("gate_open", 0.0), "'gate_open' must lie in"),
+    ],
+)
+def test_inconsistent_head_numbers_are_refused(saved, change, problem):
+    directory, _, _ = saved
+    rewrite_head(directory, change)
+    with pytest.raises(ArtifactError, match=problem):
+        read_artifact(directory)
+
+
+def test_head_of_an_older_format_asks_for_retraining(saved):
+    directory, _, _ = saved
+    edit(directory, lambda d: d.__setitem__("format", "thinkroute.gated-head/1"))
+    with pytest.raises(ArtifactError, match="retrain it"):
+        read_artifact(directory)
 
 
 def test_truncated_file_is_reported_as_damaged(saved):

@@ -1,6 +1,9 @@
 """The ``thinkroute`` commands end to end, on small data and the real embedding model."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -33,14 +36,16 @@ def records():
             {"id": f"hard/{i}", "source": "olympiad", "prompt": text, "expected_tier": "reasoning"}
         )
     for i, text in enumerate(HARD + CHAT):
-        wins = i < len(HARD)  # the reasoning model wins the hard ones
+        # The reasoning model wins the hard ones, each by its own margin: a tree
+        # head gives prompts with one outcome one score, and ties cannot be split.
+        fast = i / 10 if i < len(HARD) else 1.0
         rows.append(
             {
                 "id": f"outcome/{i}",
                 "source": "bench",
                 "subset": "mix",
                 "prompt": text,
-                "fast": {"score": 0.0 if wins else 1.0},
+                "fast": {"score": fast},
                 "reasoning": {"score": 1.0},
             }
         )
@@ -177,3 +182,16 @@ def test_hash_key_prints_a_digest_a_config_accepts(capsys, monkeypatch):
     from router.config import hash_api_key
 
     assert config.tenants[0].key_digests == [hash_api_key("sk-hashed-0123456789")]
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, "True"), ("False", "False")])
+def test_litellm_uses_its_bundled_prices_unless_told_otherwise(setting, expected):
+    """Importing thinkroute must not send LiteLLM to GitHub for prices (seconds offline)."""
+    env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOCAL_MODEL_COST_MAP"}
+    if setting is not None:
+        env["LITELLM_LOCAL_MODEL_COST_MAP"] = setting
+    code = "import os, router; print(os.environ['LITELLM_LOCAL_MODEL_COST_MAP'])"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == expected

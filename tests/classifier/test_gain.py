@@ -1,0 +1,97 @@
+"""The gain model is a scikit-learn regressor that stores as numbers, and the gate discounts it."""
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from classifier.gain import TreeGain
+from classifier.head import DifficultyHead, GatedHead
+
+
+@parametrize_with_checks(
+    [TreeGain(max_iter=50)],
+    expected_failed_checks=lambda _: {
+        # The projection and the trees' smallest leaf count rows, not weights.
+        "check_sample_weight_equivalence_on_dense_data": "PCA and leaf sizes count rows",
+    },
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+def data(rows=400, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(rows, 12))
+    X[:, 0] *= 3  # the embedding's main direction of variation...
+    # ...and one passthrough column carry the gain.
+    y = np.clip(0.5 + 0.1 * X[:, 0] + 0.2 * (X[:, -1] > 0), 0, 1)
+    return X, y
+
+
+def test_gain_ranks_by_what_it_learned_and_passes_surface_columns_through():
+    X, y = data()
+    gain = TreeGain(n_components=4, n_passthrough=2, max_iter=100).fit(X, y)
+    assert gain.components_.shape == (4, 10) and gain.trees_.n_features == 6
+    held, truth = data(seed=1)
+    assert np.corrcoef(gain.predict(held), truth)[0, 1] > 0.8
+
+
+def test_numbers_round_trip_through_json_exactly():
+    X, y = data()
+    gain = TreeGain(n_components=3, n_passthrough=2, max_iter=30).fit(X, y)
+    loaded = TreeGain.from_numbers(json.loads(json.dumps(gain.to_numbers())), n_features=12)
+    np.testing.assert_array_equal(loaded.predict(X), gain.predict(X))
+
+
+def test_numbers_for_another_width_are_refused():
+    X, y = data()
+    numbers = TreeGain(n_components=3, n_passthrough=2, max_iter=5).fit(X, y).to_numbers()
+    with pytest.raises(ValueError, match="center has shape"):
+        TreeGain.from_numbers(numbers, n_features=20)
+
+
+def test_small_training_sets_still_split():
+    X, y = data(rows=60)
+    gain = TreeGain(n_components=3, max_iter=20).fit(X, y)
+    assert np.ptp(gain.predict(X)) > 0.1
+
+
+def gated(gate_open):
+    X, y = data()
+    gate = DifficultyHead(calibration=None).fit(X, X[:, 1] > 0)
+    gain = TreeGain(n_components=4, max_iter=50).fit(X, y)
+    return GatedHead(gate=gate, gain=gain, gate_open=gate_open), X
+
+
+def test_an_open_gate_leaves_the_gain_alone_and_a_closed_one_discounts_it():
+    head, X = gated(gate_open=0.5)
+    gate = head.gate.predict_proba(X)[:, 1]
+    gain = np.clip(head.gain.predict(X), 0, 1)
+    open_, closed = gate >= 0.5, gate < 0.25
+    np.testing.assert_allclose(head.raw_score(X)[open_], gain[open_], atol=0.007)
+    assert np.all(head.raw_score(X)[closed] <= gain[closed] / 2 + 0.004)
+
+
+def test_scores_are_probabilities_in_the_gain_s_order_where_the_gate_is_open():
+    head, X = gated(gate_open=1e-9)  # the gate never closes
+    head.calibration = np.array([1.5, -0.3])
+    scores = head.score(X)
+    assert np.all((scores > 0) & (scores < 1))
+    order = np.argsort(head.gain.predict(X))
+    assert np.all(np.diff(scores[order]) >= -1e-12)
+
+
+@pytest.mark.parametrize("gate_open", [0.0, 1.5])
+def test_gate_open_outside_its_range_is_refused(gate_open):
+    head, _ = gated(gate_open=0.5)
+    with pytest.raises(ValueError, match="gate_open"):
+        GatedHead(gate=head.gate, gain=head.gain, gate_open=gate_open)
+
+
+def test_non_finite_vectors_are_refused():
+    head, X = gated(gate_open=0.5)
+    X[0, 0] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        head.score(X)
