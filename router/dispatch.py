@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -70,6 +71,8 @@ except ImportError:  # pragma: no cover - an older LiteLLM
 CLIENT_REASONING_PARAMS = frozenset({"reasoning_effort", "thinking"})
 
 # LiteLLM's callback lists: while all are empty, nobody receives its logging.
+# "litellm.BadRequestError: " and the like, in front of LiteLLM's messages.
+_LITELLM_PREFIX = re.compile(r"^litellm\.\w+: ")
 _CALLBACK_LISTS = (
     "callbacks",
     "input_callback",
@@ -379,6 +382,9 @@ def _may_fall_back(error: ThinkrouteError) -> bool:
 def _safe_message(exc: BaseException) -> str:
     # LiteLLM messages can name the provider's base URL; keep the first line, short.
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    # Without LiteLLM's class-name prefix and its advice on its own settings
+    # ("To drop these, set `litellm.drop_params=True`"), which a client cannot act on.
+    text = _LITELLM_PREFIX.sub("", text).split(" To drop these", 1)[0]
     return text[:300]
 
 

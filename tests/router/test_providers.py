@@ -15,7 +15,7 @@ from litellm.constants import DEFAULT_REASONING_EFFORT_LOW_THINKING_BUDGET
 
 from router.config import TenantConfig, build_config, config_from_environment, load_config
 from router.dispatch import Dispatcher, Target, configure_litellm
-from router.errors import ConfigError
+from router.errors import ConfigError, InvalidRequestError
 from router.policy import EFFORT_STEPS
 from router.proxy import Router
 from tests.router.recording_upstream import RecordingUpstream
@@ -162,6 +162,32 @@ async def test_an_anthropic_budget_fits_inside_the_clients_max_tokens(
     # Anthropic refuses max_tokens <= budget_tokens; the client's cap stays the cap.
     assert request["body"]["max_tokens"] == max_tokens
     assert request["body"].get("thinking") == thinking
+
+
+@pytest.mark.anyio
+async def test_a_parameter_the_provider_cannot_take_is_refused_in_the_proxys_words(
+    upstream, classifier
+):
+    base = {"api_base": upstream.url, "api_key": KEY}
+    config = tiered_config(
+        {"fast": ("anthropic/claude-haiku-4-5", base),
+         "reasoning": ("anthropic/claude-sonnet-4-5", base)},
+        {"fast": {"model": "fast"}, "reasoning": {"model": "reasoning"}},
+    )  # fmt: skip
+    router = Router(config=config, classifier=classifier)
+    try:
+        with pytest.raises(InvalidRequestError) as refused:
+            await router.acompletion(
+                {"model": "auto", "messages": QUESTION, "logit_bias": {"1": 1}},
+                tenant=config.tenants[1],
+            )
+    finally:
+        await router.aclose()
+    message = str(refused.value)
+    assert "does not support parameters: ['logit_bias']" in message
+    # LiteLLM's advice is about its own settings, which a client of the proxy cannot change.
+    assert "litellm" not in message.lower() and "drop_params" not in message
+    assert upstream.requests == []
 
 
 @pytest.mark.anyio
@@ -472,6 +498,9 @@ def write_config(tmp_path, *, fast="openai/gpt-4o-mini", reasoning, fast_tier=""
         ({"reasoning": "openai/gpt-4o-mini", "fast": "gemini/gemini-2.0-flash",
           "fast_tier": ", thinking: false", "reasoning_tier": ""},
          "tiers.fast.thinking", "cannot think on request"),
+        ({"reasoning": "openai/o4-mini", "fast": "gemini/gemini-2.5-pro",
+          "fast_tier": ", thinking: false", "reasoning_tier": ""},
+         "tiers.fast.thinking", "always thinks"),
         ({"reasoning": "anthropic/claude-sonnet-4-5",
           "reasoning_tier": ", reasoning_effort: high, thinking_budget_tokens: 4096"},
          "tiers.reasoning.thinking_budget_tokens", "not both"),
