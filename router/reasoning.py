@@ -24,6 +24,7 @@ in the deployment overrides LiteLLM either way.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -47,6 +48,8 @@ BUDGET_PROVIDERS = {"anthropic": 1024, "gemini": 1}
 # with a chat-template argument; Qwen3's (and GLM's) template reads `enable_thinking`.
 CHAT_TEMPLATE_PROVIDERS = frozenset({"hosted_vllm", "openai"})
 OLLAMA_PROVIDERS = frozenset({"ollama", "ollama_chat"})
+# Gemini models that cannot turn thinking off (2.5 Pro, 3 Pro and later Pros).
+_ALWAYS_THINKS = re.compile(r"gemini-(?:2\.5|[3-9](?:\.\d+)?)-pro")
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +241,9 @@ def _check_switch(
         return Problem(
             "thinking", f"{name} thinks within a budget: set thinking_budget_tokens instead"
         )
+    if provider == "gemini" and thinking.is_enabled is False and _ALWAYS_THINKS.search(name):
+        # Gemini's Pro models refuse a thinking budget of 0 ("only works in thinking mode").
+        return Problem("thinking", f"{name} always thinks; pick a Flash model to turn it off")
     if provider in OLLAMA_PROVIDERS or provider in ("deepseek", "gemini", "anthropic"):
         return None
     if provider in CHAT_TEMPLATE_PROVIDERS and (
