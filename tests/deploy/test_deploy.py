@@ -164,9 +164,15 @@ def test_dockerfile_installs_the_cpu_torch_the_project_pins_before_the_project()
     torch_run = next(i for i, run in enumerate(runs) if "torch==" in run)
     assert pin.replace(" ", "") in runs[torch_run].split()
     assert "--index-url https://download.pytorch.org/whl/cpu" in runs[torch_run]
-    project_run = next(i for i, run in enumerate(runs) if re.search(r"pip install \.(\s|$)", run))
+    project_run = next(i for i, run in enumerate(runs) if "pip install '.[otel]'" in run)
     assert torch_run < project_run, "torch must be installed from the CPU index before the project"
     assert "torch.version.cuda is None" in runs[project_run]
+
+
+def test_the_image_carries_the_tracing_extra_so_tracing_needs_no_derived_image():
+    runs = " ".join(instructions(dockerfile_stages()[0], "RUN"))
+    (extras,) = re.findall(r"pip install '\.\[([\w,]+)\]'", runs)
+    assert "otel" in extras.split(",") and "otel" in project()["optional-dependencies"]
 
 
 def test_dockerfile_is_multi_stage_and_copies_the_whole_project():
