@@ -72,6 +72,13 @@ class Record:
         return self.pair is not None
 
     @property
+    def measures_routing(self) -> bool:
+        """Both the fast and the reasoning model were scored: the only records that
+        can calibrate a score, place a threshold or measure APGR (a one-sided
+        record's other side is a guess)."""
+        return self.pair == "fast/reasoning" and not self.is_one_sided
+
+    @property
     def gap(self) -> float:
         """How much better the costlier model scored (negative when it did worse)."""
         if self.low_score is None or self.high_score is None:

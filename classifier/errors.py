@@ -2,6 +2,7 @@
 
 ClassifierError
 ├── DataFormatError    a training or evaluation file has a bad record
+├── TrainingDataError  the records read cannot train a head (a kind is missing)
 └── ArtifactError      a saved classifier is missing, damaged or mismatched
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["ArtifactError", "ClassifierError", "DataFormatError"]
+__all__ = ["ArtifactError", "ClassifierError", "DataFormatError", "TrainingDataError"]
 
 
 class ClassifierError(Exception):
@@ -24,6 +25,10 @@ class DataFormatError(ClassifierError):
         self.line = line
         self.problem = problem
         super().__init__(f"{self.path}:{line}: {problem}")
+
+
+class TrainingDataError(ClassifierError, ValueError):
+    """The records are readable but cannot train a head: says which kind is missing."""
 
 
 class ArtifactError(ClassifierError):

@@ -69,7 +69,7 @@ def evaluate(
         report["cost_model"] = {tier: price.as_dict() for tier, price in DEFAULT_PRICES.items()}
     by_source: dict[str, list[int]] = defaultdict(list)
     for i, record in enumerate(records):
-        if record.has_outcome:
+        if record.has_outcome and not record.is_one_sided:
             by_source[record.source].append(i)
     for source, rows in sorted(by_source.items()):
         curve = _curve(records, scores, rows)
@@ -81,9 +81,9 @@ def evaluate(
 
 
 def _headline_rows(records: Sequence[Record]) -> list[int]:
-    """Fast/reasoning outcomes when there are any, else weak/strong ones."""
+    """Fast/reasoning outcomes with both scores when there are any, else weak/strong ones."""
     for pair in ("fast/reasoning", "weak/strong"):
-        rows = [i for i, r in enumerate(records) if r.pair == pair]
+        rows = [i for i, r in enumerate(records) if r.pair == pair and not r.is_one_sided]
         if rows:
             return rows
     return []

@@ -40,6 +40,7 @@ from classifier.calibration import threshold_for_pgr
 from classifier.card import render_card
 from classifier.data import Record, load_records
 from classifier.embedding import DEFAULT_MODEL, SentenceEmbedder
+from classifier.errors import TrainingDataError
 from classifier.evaluate import add_data_argument, evaluate
 from classifier.features import FEATURE_NAMES, surface_features
 from classifier.gain import TreeGain
@@ -47,7 +48,7 @@ from classifier.head import DifficultyHead, GatedHead, fit_platt, logit
 from classifier.metrics import routing_curve
 from classifier.static_embedding import StaticEmbedder
 
-__all__ = ["TrainingConfig", "embed_records", "fit", "main", "train"]
+__all__ = ["TrainingConfig", "embed_records", "fit", "main", "require_trainable", "train"]
 
 # Share of the fast-to-reasoning quality gap each mode aims to recover.
 MODE_PGR_TARGETS = {"cheap": 0.5, "balanced": 0.92, "quality": 0.98}
@@ -95,9 +96,8 @@ def fit(
     X: NDArray[np.float64], records: Sequence[Record], config: TrainingConfig
 ) -> tuple[GatedHead, NDArray[np.float64]]:
     """Fit the head on everything; return it with calibrated out-of-fold scores for every record."""
-    measured = np.array([r.pair == "fast/reasoning" for r in records])
-    if not measured.any():
-        raise ValueError("training needs fast/reasoning outcome records to calibrate on")
+    require_trainable(records)
+    measured = np.array([r.measures_routing for r in records])
     raw = np.zeros(len(records))
     kinds = np.array([r.pair or f"prompt:{r.expected_tier}" for r in records])
     folds = max(2, min(config.folds, int(np.unique(kinds, return_counts=True)[1].min())))
@@ -105,16 +105,30 @@ def fit(
     for fit_rows, held_rows in splitter.split(X, kinds):
         fold_head = _fit_uncalibrated(X[fit_rows], [records[i] for i in fit_rows], config)
         raw[held_rows] = fold_head.raw_score(X[held_rows])
-    wins = np.array([r.gap > 0 for r in records if r.pair == "fast/reasoning"])
+    wins = np.array([r.gap > 0 for r in records if r.measures_routing])
     calibration = fit_platt(logit(raw[measured]), wins)
     head = _fit_uncalibrated(X, records, config)
     head.calibration = calibration
     return head, _calibrated(raw, calibration)
 
 
+def require_trainable(records: Sequence[Record]) -> None:
+    """Raise :class:`TrainingDataError` unless ``records`` hold every kind a head needs."""
+    if not any(r.measures_routing for r in records):
+        raise TrainingDataError(
+            "training needs fast/reasoning outcome records with both scores to calibrate on"
+        )
+    if not any(r.expected_tier == "fast" for r in records):
+        raise TrainingDataError(
+            "training needs prompt records with expected_tier 'fast' (everyday chat) to teach "
+            "the gate what does not call for reasoning; add ../shared/data/prompts/train.jsonl "
+            "or your own"
+        )
+
+
 def operating_points(records: Sequence[Record], scores: NDArray[np.float64]) -> dict[str, float]:
     """Thresholds for each mode from out-of-fold scores on fast/reasoning outcomes."""
-    rows = [i for i, r in enumerate(records) if r.pair == "fast/reasoning"]
+    rows = [i for i, r in enumerate(records) if r.measures_routing]
     chosen = [records[i] for i in rows]
     curve = routing_curve(
         scores[rows], [r.low_score for r in chosen], [r.high_score for r in chosen]
@@ -141,6 +155,7 @@ def train(
     once per group of prompts (see :func:`unseen_group`) with that group left
     out, to show how the head does on kinds of prompts it never saw.
     """
+    require_trainable(records)  # before minutes of embedding
     X = embed_records(embedder, records, progress=progress)
     head, out_of_fold = fit(X, records, config)
     thresholds = operating_points(records, out_of_fold)
@@ -287,7 +302,7 @@ def _unseen_report(
     for group in tqdm(sorted(set(groups)), desc="unseen kinds", disable=True):
         held = np.flatnonzero(groups == group)
         kept = np.flatnonzero(groups != group)
-        if not any(records[i].pair == "fast/reasoning" for i in kept):
+        if not any(records[i].measures_routing for i in kept):
             continue
         blind = _fit_uncalibrated(X[kept], [records[i] for i in kept], config)
         blind.calibration = head.calibration

@@ -2,10 +2,11 @@
 
 import json
 
+import numpy as np
 import pytest
 
-from classifier.data import UNSCORED, read_records
-from classifier.errors import DataFormatError
+from classifier.data import UNSCORED, Record, read_records
+from classifier.errors import DataFormatError, TrainingDataError
 
 
 def read(tmp_path, *objects):
@@ -40,3 +41,39 @@ def test_one_sided_csv_rows_and_bad_one_sided_records(tmp_path):
         read(tmp_path, {"id": "e", "prompt": "x", "reasoning": {"score": 2}})
     with pytest.raises(DataFormatError, match="'strong' score"):  # only feedback is one-sided
         read(tmp_path, {"id": "f", "prompt": "x", "weak": {"score": 1.0}})
+
+
+def test_one_sided_records_teach_the_gain_but_never_calibrate_or_measure(tmp_path):
+    """A guessed side must not bend the calibration, the thresholds or APGR."""
+    from classifier.evaluate import evaluate
+    from classifier.train import TrainingConfig, fit, operating_points
+
+    rng = np.random.default_rng(0)
+    both = [
+        Record(id=f"b{i}", source="s", subset="x", text=f"t{i}", pair="fast/reasoning",
+               low_score=float(rng.random() < 0.5), high_score=1.0)
+        for i in range(60)
+    ]  # fmt: skip
+    # Feedback that would read as a sure reasoning win on every prompt.
+    one_sided = [
+        Record(id=f"o{i}", source="feedback", subset="x", text=f"o{i}", pair="fast/reasoning",
+               low_score=0.0, high_score=UNSCORED, is_one_sided=True)
+        for i in range(60)
+    ]  # fmt: skip
+    chat = [
+        Record(id=f"c{i}", source="chat", subset="x", text=f"c{i}", expected_tier="fast")
+        for i in range(20)
+    ]
+    records = both + one_sided + chat
+    X = rng.normal(size=(len(records), 16))
+    _, scores = fit(X, records, TrainingConfig(folds=2, gain_trees=20))
+    report = evaluate(records, scores, operating_points(records, scores))
+    assert report["n_outcomes"] == len(both)
+    assert set(report["by_source"]) == {"s"}
+    only_both = evaluate(both, scores[: len(both)], operating_points(both, scores[: len(both)]))
+    assert report["apgr"] == only_both["apgr"]
+    assert operating_points(records, scores) == operating_points(both, scores[: len(both)])
+    with pytest.raises(TrainingDataError, match="both scores"):
+        fit(X[len(both) :], one_sided + chat, TrainingConfig(folds=2, gain_trees=20))
+    with pytest.raises(TrainingDataError, match="expected_tier 'fast'"):
+        fit(X[: len(both)], both, TrainingConfig(folds=2, gain_trees=20))
