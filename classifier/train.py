@@ -302,7 +302,9 @@ def _unseen_report(
     for group in tqdm(sorted(set(groups)), desc="unseen kinds", disable=True):
         held = np.flatnonzero(groups == group)
         kept = np.flatnonzero(groups != group)
-        if not any(records[i].measures_routing for i in kept):
+        try:
+            require_trainable([records[i] for i in kept])
+        except TrainingDataError:  # the rest cannot train a head: nothing to judge it by
             continue
         blind = _fit_uncalibrated(X[kept], [records[i] for i in kept], config)
         blind.calibration = head.calibration
