@@ -4,19 +4,39 @@
 >>> router = Router.from_config("thinkroute.yaml")             # doctest: +SKIP
 >>> router.decide([{"role": "user", "content": "Prove that sqrt(2) is irrational."}]).tier
 'reasoning'
+
+The names below load on first use, so a command that never dispatches a call
+(``thinkroute route``, ``eval``, ``train``) does not pay for importing LiteLLM.
 """
 
+from __future__ import annotations
+
+import importlib
 import os
+from typing import TYPE_CHECKING, Any
 
 # LiteLLM fetches its price list from GitHub when imported unless told not to:
 # seconds of retries on a machine without internet, and prices that change under
 # a running proxy. Its bundled copy is the default here; set it to False to fetch.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from router.config import Config, load_config
-from router.errors import ThinkrouteError
-from router.policy import MODES, RouteDecision, decide
-from router.proxy import Completion, Router, StreamingCompletion
+if TYPE_CHECKING:
+    from router.config import Config, load_config
+    from router.errors import ThinkrouteError
+    from router.policy import MODES, RouteDecision, decide
+    from router.proxy import Completion, Router, StreamingCompletion
+
+_HOMES = {
+    "Config": "router.config",
+    "load_config": "router.config",
+    "ThinkrouteError": "router.errors",
+    "MODES": "router.policy",
+    "RouteDecision": "router.policy",
+    "decide": "router.policy",
+    "Completion": "router.proxy",
+    "Router": "router.proxy",
+    "StreamingCompletion": "router.proxy",
+}
 
 __all__ = [
     "MODES",
@@ -29,3 +49,16 @@ __all__ = [
     "decide",
     "load_config",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'router' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # once loaded, an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
