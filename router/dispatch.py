@@ -70,9 +70,10 @@ except ImportError:  # pragma: no cover - an older LiteLLM
 # A request that sets one of these has chosen its own reasoning: the tier's is not added.
 CLIENT_REASONING_PARAMS = frozenset({"reasoning_effort", "thinking"})
 
-# LiteLLM's callback lists: while all are empty, nobody receives its logging.
 # "litellm.BadRequestError: " and the like, in front of LiteLLM's messages.
 _LITELLM_PREFIX = re.compile(r"^litellm\.\w+: ")
+
+# LiteLLM's callback lists: while all are empty, nobody receives its logging.
 _CALLBACK_LISTS = (
     "callbacks",
     "input_callback",
