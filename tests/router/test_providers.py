@@ -63,6 +63,27 @@ def tiered_config(
     })  # fmt: skip
 
 
+def anthropic_config(upstream: RecordingUpstream, **reasoning_tier: Any):
+    """Claude Haiku as the fast tier and Sonnet as the reasoning tier, over the recorder."""
+    base = {"api_base": upstream.url, "api_key": KEY}
+    return tiered_config(
+        {"fast": ("anthropic/claude-haiku-4-5", base),
+         "reasoning": ("anthropic/claude-sonnet-4-5", base)},
+        {"fast": {"model": "fast"}, "reasoning": {"model": "reasoning", **reasoning_tier}},
+    )  # fmt: skip
+
+
+async def ask(config, classifier, tenant: TenantConfig | None = None, **params: Any):
+    """One completion of QUESTION with ``params`` through a Router that is closed after."""
+    router = Router(config=config, classifier=classifier)
+    try:
+        return await router.acompletion(
+            {"model": "auto", "messages": QUESTION, **params}, tenant=tenant
+        )
+    finally:
+        await router.aclose()
+
+
 async def ask_each_tier(config, classifier) -> dict[str, Any]:
     """One request per tier through the Router; the completions, keyed by tier."""
     router = Router(config=config, classifier=classifier)
@@ -112,13 +133,7 @@ async def test_openai_reasoning_tier_sends_the_decided_effort(upstream, classifi
 
 @pytest.mark.anyio
 async def test_anthropic_reasoning_tier_thinks_within_its_budget(upstream, classifier):
-    base = {"api_base": upstream.url, "api_key": KEY}
-    config = tiered_config(
-        {"fast": ("anthropic/claude-haiku-4-5", base),
-         "reasoning": ("anthropic/claude-sonnet-4-5", base)},
-        {"fast": {"model": "fast"},
-         "reasoning": {"model": "reasoning", "thinking_budget_tokens": 8000}},
-    )  # fmt: skip
+    config = anthropic_config(upstream, thinking_budget_tokens=8000)
     done = await ask_each_tier(config, classifier)
     requests = sent(upstream)
     assert requests["fast"]["path"] == requests["reasoning"]["path"] == "/v1/messages"
@@ -142,21 +157,9 @@ async def test_anthropic_reasoning_tier_thinks_within_its_budget(upstream, class
 async def test_an_anthropic_budget_fits_inside_the_clients_max_tokens(
     upstream, classifier, max_tokens, thinking
 ):
-    base = {"api_base": upstream.url, "api_key": KEY}
-    config = tiered_config(
-        {"fast": ("anthropic/claude-haiku-4-5", base),
-         "reasoning": ("anthropic/claude-sonnet-4-5", base)},
-        {"fast": {"model": "fast"},
-         "reasoning": {"model": "reasoning", "thinking_budget_tokens": 8000}},
-    )  # fmt: skip
-    router = Router(config=config, classifier=classifier)
-    try:
-        done = await router.acompletion(
-            {"model": "auto", "messages": QUESTION, "max_tokens": max_tokens},
-            tenant=config.tenants[1],  # reasoning only
-        )
-    finally:
-        await router.aclose()
+    config = anthropic_config(upstream, thinking_budget_tokens=8000)
+    reasoning_only = config.tenants[1]
+    done = await ask(config, classifier, reasoning_only, max_tokens=max_tokens)
     assert done.decision.tier == "reasoning"
     (request,) = upstream.requests
     # Anthropic refuses max_tokens <= budget_tokens; the client's cap stays the cap.
@@ -168,21 +171,9 @@ async def test_an_anthropic_budget_fits_inside_the_clients_max_tokens(
 async def test_a_parameter_the_provider_cannot_take_is_refused_in_the_proxys_words(
     upstream, classifier
 ):
-    base = {"api_base": upstream.url, "api_key": KEY}
-    config = tiered_config(
-        {"fast": ("anthropic/claude-haiku-4-5", base),
-         "reasoning": ("anthropic/claude-sonnet-4-5", base)},
-        {"fast": {"model": "fast"}, "reasoning": {"model": "reasoning"}},
-    )  # fmt: skip
-    router = Router(config=config, classifier=classifier)
-    try:
-        with pytest.raises(InvalidRequestError) as refused:
-            await router.acompletion(
-                {"model": "auto", "messages": QUESTION, "logit_bias": {"1": 1}},
-                tenant=config.tenants[1],
-            )
-    finally:
-        await router.aclose()
+    config = anthropic_config(upstream)
+    with pytest.raises(InvalidRequestError) as refused:
+        await ask(config, classifier, config.tenants[1], logit_bias={"1": 1})
     message = str(refused.value)
     assert "does not support parameters: ['logit_bias']" in message
     # LiteLLM's advice is about its own settings, which a client of the proxy cannot change.
@@ -388,13 +379,7 @@ async def test_a_client_that_sets_its_own_reasoning_is_not_overridden(upstream):
         {"fast": {"model": "fast"},
          "reasoning": {"model": "sonnet", "thinking_budget_tokens": 8000}},
     )  # fmt: skip
-    router = Router(config=config, classifier=None)  # a requested effort needs no classifier
-    try:
-        done = await router.acompletion(
-            {"model": "auto", "messages": QUESTION, "reasoning_effort": "low"}
-        )
-    finally:
-        await router.aclose()
+    done = await ask(config, None, reasoning_effort="low")  # a requested effort needs no classifier
     assert done.decision.tier == "reasoning"
     (request,) = upstream.requests
     # LiteLLM's own translation of the client's "low", not the tier's 8000.
@@ -415,13 +400,9 @@ async def test_a_clients_own_effort_on_a_hybrid_vllm_model_also_flips_its_thinki
         {"fast": {"model": "qwen3", "thinking": False},
          "reasoning": {"model": "qwen3", "thinking": True}},
     )  # fmt: skip
-    router = Router(config=config, classifier=None)  # a requested effort needs no classifier
-    try:
-        done = await router.acompletion(
-            {"model": "auto", "messages": QUESTION, "reasoning_effort": effort}
-        )
-    finally:
-        await router.aclose()
+    done = await ask(
+        config, None, reasoning_effort=effort
+    )  # a requested effort needs no classifier
     assert done.decision.tier == tier
     (request,) = upstream.requests
     # Qwen3 on vLLM reads only the chat-template switch: "none" must turn thinking off.
