@@ -109,15 +109,16 @@ def clean_upstream(upstream: SimulatedUpstream) -> Iterator[SimulatedUpstream]:
 def serve_on_redis(classifier):
     """Start proxies over the test Redis: ``serve_on_redis(config, **create_app options)``.
 
-    ``redis_url`` may point nowhere and ``tracing`` goes to the Router; every proxy
-    started stops when the test ends.
+    ``redis_url`` may point nowhere, ``tracing`` goes to the Router and ``scorer``
+    stands in for the shared classifier; every proxy started stops when the test ends.
     """
     started: list[BackgroundServer] = []
 
     def start(config: Any, *, redis_url: str = REDIS_URL, tracing: Any = None,
-              **app_options: Any) -> BackgroundServer:  # fmt: skip
+              scorer: Any = None, **app_options: Any) -> BackgroundServer:  # fmt: skip
         store = Store.from_url(redis_url, timeout_s=2.0)  # a loaded machine is slow, not down
-        router = Router(config=config, classifier=classifier, store=store, tracing=tracing)
+        router = Router(config=config, classifier=scorer or classifier, store=store,
+                        tracing=tracing)  # fmt: skip
         server = BackgroundServer(create_app(router, **app_options)).__enter__()
         started.append(server)
         return server

@@ -10,10 +10,6 @@ import openai
 import pytest
 import redis
 
-from router.proxy import Router
-from router.server import create_app
-from router.simulator import BackgroundServer
-from router.store import Store
 from tests.router.conftest import REDIS_URL, proxy_config
 
 pytestmark = pytest.mark.filterwarnings(
@@ -50,23 +46,15 @@ class CountingClassifier:
 
 
 @pytest.fixture
-def start(classifier, clean_upstream, names):
-    started: list[BackgroundServer] = []
-
+def start(serve_on_redis, clean_upstream, names):
     def make(*, redis_url: str = REDIS_URL, counting: CountingClassifier | None = None, **cache):
         tenants = [{"name": name, "api_keys": [f"sk-{name}"]} for name in names]
         config = proxy_config(clean_upstream.base_url, tenants=tenants).model_copy(
             update={"cache": proxy_config("x").cache.model_copy(update=cache)}
         )
-        router = Router(config=config, classifier=counting or classifier,
-                        store=Store.from_url(redis_url, timeout_s=2.0))  # fmt: skip
-        server = BackgroundServer(create_app(router)).__enter__()
-        started.append(server)
-        return server
+        return serve_on_redis(config, redis_url=redis_url, scorer=counting)
 
-    yield make
-    for server in started:
-        server.__exit__()
+    return make
 
 
 def ask(server, tenant: str, text: str = "What is 17 * 23?", headers=None, **body):
