@@ -21,7 +21,7 @@ traffic. Two kinds of feedback on history are compared:
   baseline chose at ``balanced`` (the other tier's score is never seen);
 * ``both_tiers``: the client also asked the other tier and scored it.
 
-Each goes through the real export path (``router.decision_log.training_record``
+Each goes through the real export path (``router.state.decision_log.training_record``
 then ``classifier.data``), so the records are the ones ``thinkroute train``
 reads. ``--folds`` only sets how the calibration and thresholds are fitted
 (fewer is faster); every head is fitted on all its records. Prints one JSON
@@ -57,7 +57,7 @@ from classifier.train import (
     operating_points,
     unseen_group,
 )
-from router.decision_log import training_record
+from router.state.decision_log import training_record
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FILES = ("outcomes/train.jsonl", "prompts/train.jsonl")  # weak/strong: weight 0 when shipped

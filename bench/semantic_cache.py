@@ -524,9 +524,9 @@ def breakdown(pairs, kind: str, threshold: float) -> dict[str, Any]:
 
 async def replay(url: str, pool, pool_vectors, pairs, pair_vectors, signatures) -> dict[str, Any]:
     """Index the pool in Redis, look up every variant, compare with an exhaustive search."""
-    from router.semantic_cache import SemanticCache, SemanticCacheSettings
-    from router.semantic_guards import guards_allow
-    from router.store import Store
+    from router.state.semantic_cache import SemanticCache, SemanticCacheSettings
+    from router.state.semantic_guards import guards_allow
+    from router.state.store import Store
 
     store = Store.from_url(url, timeout_s=2.0)
     if not await store.ping():
@@ -618,9 +618,9 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from router.semantic_cache import SemanticCache, SemanticCacheSettings
-    from router.semantic_guards import GUARDS, guard_failures, guard_signature
-    from router.store import Store
+    from router.state.semantic_cache import SemanticCache, SemanticCacheSettings
+    from router.state.semantic_guards import GUARDS, guard_failures, guard_signature
+    from router.state.store import Store
 
     rng = random.Random(args.seed)
     # The cache's own rule for which questions it takes (its store is never used here).

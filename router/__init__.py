@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 if TYPE_CHECKING:
+    from router.completions import Completion, StreamingCompletion
     from router.config import Config, load_config
     from router.errors import ThinkrouteError
     from router.policy import MODES, RouteDecision, decide
-    from router.proxy import Completion, Router, StreamingCompletion
+    from router.proxy import Router
 
 _HOMES = {
     "Config": "router.config",
@@ -33,9 +34,9 @@ _HOMES = {
     "MODES": "router.policy",
     "RouteDecision": "router.policy",
     "decide": "router.policy",
-    "Completion": "router.proxy",
+    "Completion": "router.completions",
     "Router": "router.proxy",
-    "StreamingCompletion": "router.proxy",
+    "StreamingCompletion": "router.completions",
 }
 
 __all__ = [

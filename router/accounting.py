@@ -16,12 +16,12 @@ from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from router.budgets import Budgets, Reservation, to_micro
 from router.config import Config, ModelDeployment, TenantConfig
-from router.dispatch import Served, Target, cost_usd
 from router.errors import StoreUnavailableError
 from router.policy import RouteDecision
 from router.requests import ChatRequest
+from router.state.budgets import Budgets, Reservation, to_micro
+from router.upstream.dispatch import Served, Target, cost_usd
 
 __all__ = ["Ticket", "estimate_prompt_tokens", "open_ticket", "tolerant"]
 

@@ -1,7 +1,7 @@
 """One request's use of the answer caches: which entry, look it up, store the answer.
 
-The exact cache (:mod:`router.cache`) is looked up first; on a miss, if it is
-on, the semantic cache (:mod:`router.semantic_cache`) may point at the entry
+The exact cache (:mod:`router.state.cache`) is looked up first; on a miss, if it is
+on, the semantic cache (:mod:`router.state.semantic_cache`) may point at the entry
 of a near-identical question. An answered miss is stored under its exact key
 and, for the semantic cache, indexed by its question.
 """
@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from router.cache import (
+from router.requests import ChatRequest
+from router.state.cache import (
     CacheSettings,
     ResponseCache,
     bypass_requested,
@@ -22,10 +23,9 @@ from router.cache import (
     is_cacheable,
     no_store_requested,
 )
-from router.dispatch import Target
-from router.requests import ChatRequest
-from router.semantic_cache import SemanticCache, partition_key, query_text
-from router.store import Store
+from router.state.semantic_cache import SemanticCache, partition_key, query_text
+from router.state.store import Store
+from router.upstream.dispatch import Target
 
 __all__ = ["AnswerCache", "CacheEntry"]
 

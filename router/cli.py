@@ -79,17 +79,17 @@ def _run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from router.config import config_from_environment, load_config
-    from router.embedded import EmbeddedRedis
-    from router.logs import configure_logging
-    from router.proxy import Router
-    from router.server import (
+    from router.http.server import (
         WORKER_CONFIG,
         WORKER_LOG,
         WORKER_REDIS_URL,
         create_app,
         operator_keys,
     )
-    from router.store import redact_url
+    from router.observe.logs import configure_logging
+    from router.proxy import Router
+    from router.state.embedded import EmbeddedRedis
+    from router.state.store import redact_url
 
     configure_logging(args.log_format, args.log_level)
     # A SIGTERM before uvicorn installs its own handler must still unwind the
@@ -131,7 +131,7 @@ def _run_serve(args: argparse.Namespace) -> int:
             WORKER_LOG: f"{args.log_format}:{args.log_level}",
         })  # fmt: skip
         uvicorn.run(
-            "router.server:app_from_environment", factory=True, workers=args.workers,
+            "router.http.server:app_from_environment", factory=True, workers=args.workers,
             # A worker imports LiteLLM and loads the classifier before it can answer
             # uvicorn's health check: tens of seconds on a busy 2-core machine.
             timeout_worker_healthcheck=120, **options,
@@ -159,7 +159,7 @@ def _add_sim_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_sim(args: argparse.Namespace) -> int:
-    from router.simulator import serve
+    from router.upstream.simulator import serve
 
     serve(
         host=args.host,
@@ -209,9 +209,9 @@ def _run_export_decisions(args: argparse.Namespace) -> int:
     import os
     from datetime import datetime
 
-    from router.decision_log import ExportSummary, export_decisions
     from router.errors import StoreUnavailableError
-    from router.store import Store
+    from router.state.decision_log import ExportSummary, export_decisions
+    from router.state.store import Store
 
     url = args.redis_url or os.environ.get("REDIS_URL")
     if not url:

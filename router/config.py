@@ -17,7 +17,7 @@ The shape is familiar to LiteLLM users::
 
 Everything is checked at load, and an error names the file and the field:
 tiers must name configured models, a tier's reasoning settings must be ones its
-provider takes (router/reasoning.py asks LiteLLM; nothing is dropped silently),
+provider takes (router/upstream/reasoning.py asks LiteLLM; nothing is dropped silently),
 API keys must be unique across tenants.
 """
 
@@ -33,9 +33,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from router.cache import CacheSettings
 from router.errors import ConfigError
-from router.reasoning import Thinking
+from router.state.cache import CacheSettings
+from router.upstream.reasoning import Thinking
 
 __all__ = [
     "Config",
@@ -548,7 +548,7 @@ def _substitute(value: Any, env: Mapping[str, str], path: Path, where: tuple[str
 
 def _check_efforts(config: Config, source: str) -> None:
     """Refuse reasoning settings a tier's provider cannot take, instead of dropping them."""
-    from router.reasoning import check_pair, check_tier
+    from router.upstream.reasoning import check_pair, check_tier
 
     for tier_name, tier in config.tiers.items():
         deployment = config.deployment(tier.model)

@@ -15,7 +15,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,14 +23,8 @@ from typing import Any
 from classifier.model import DifficultyClassifier
 from router.accounting import Ticket, open_ticket, tolerant
 from router.answers import AnswerCache, CacheEntry
-from router.budgets import Budgets, BudgetState
-from router.cache import (
-    ScoreCache,
-    chunks_from_response,
-    response_from_chunks,
-)
+from router.completions import Completion, StreamingCompletion, Timings
 from router.config import Config, TenantConfig, load_config
-from router.dispatch import Dispatcher, Served, Target, configure_litellm
 from router.errors import (
     BudgetExceededError,
     InvalidRequestError,
@@ -39,6 +33,7 @@ from router.errors import (
     StoreUnavailableError,
     UpstreamUnavailableError,
 )
+from router.observe.tracing import Tracing, decision_attributes, start_tracing
 from router.policy import (
     BUDGET_DEGRADED,
     EFFORT_REQUESTED,
@@ -50,11 +45,17 @@ from router.policy import (
     route_request,
 )
 from router.requests import ChatRequest, parse_chat_request
-from router.store import Store
+from router.state.budgets import Budgets, BudgetState
+from router.state.cache import (
+    ScoreCache,
+    chunks_from_response,
+    response_from_chunks,
+)
+from router.state.store import Store
 from router.streaming import empty, metered, replay
-from router.tracing import Tracing, decision_attributes, start_tracing
+from router.upstream.dispatch import Dispatcher, Served, Target, configure_litellm
 
-__all__ = ["AUTO_MODELS", "Completion", "Router", "StreamingCompletion", "Timings"]
+__all__ = ["AUTO_MODELS", "Router"]
 
 AUTO_MODELS = ("auto", *(f"auto:{mode}" for mode in MODES))
 # Whose cache entries an in-process Router without tenants reads and writes.
@@ -65,44 +66,6 @@ NO_PROVIDER = (
     "no model provider is configured: set OPENAI_API_KEY, ANTHROPIC_API_KEY or "
     "OLLAMA_API_BASE, or start the proxy with --config FILE"
 )
-
-
-@dataclass(slots=True)
-class Timings:
-    """Where a request's time and money went, for metrics and logs."""
-
-    routing_s: float = 0.0  # scoring and policy: the decision's own time
-    upstream_s: float = 0.0  # the model call (to the first chunk, for a stream)
-    baseline_usd: float = 0.0  # the same usage at the reasoning tier's prices
-
-
-@dataclass
-class Completion:
-    """An OpenAI-shaped response with the decision that produced it.
-
-    ``cost_usd`` is what the tenant was charged: the cost from usage, rounded
-    to the micro-dollar as the books keep it.
-    """
-
-    response: dict[str, Any]
-    decision: RouteDecision
-    served: Served
-    cost_usd: float
-    cache: str = "bypass"  # hit | miss | bypass
-    timings: Timings = field(default_factory=lambda: Timings())
-
-
-@dataclass
-class StreamingCompletion:
-    """A stream of OpenAI chunk dicts; ``cost_usd`` is final once the stream ends."""
-
-    decision: RouteDecision
-    served: Served
-    chunks: AsyncIterator[dict[str, Any]]
-    cost_usd: float = 0.0
-    usage: dict[str, Any] | None = field(default=None)
-    cache: str = "bypass"  # hit | miss | bypass
-    timings: Timings = field(default_factory=lambda: Timings())
 
 
 @dataclass(slots=True)

@@ -10,7 +10,7 @@ import anyio
 from router.accounting import Ticket
 
 if TYPE_CHECKING:
-    from router.proxy import StreamingCompletion
+    from router.completions import StreamingCompletion
 
 __all__ = ["empty", "metered", "replay"]
 

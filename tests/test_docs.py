@@ -41,13 +41,13 @@ from router import policy
 from router.cli import build_parser, main
 from router.config import build_config, load_config
 from router.config_reference import COMMAND, missing_descriptions, render
-from router.dispatch import configure_litellm
-from router.metrics import Metrics, RequestOutcome
+from router.http.server import create_app
+from router.observe.metrics import Metrics, RequestOutcome
 from router.policy import RouteDecision
 from router.proxy import Router
-from router.server import create_app
-from router.simulator import BackgroundServer, SimulatedUpstream
-from router.store import Store
+from router.state.store import Store
+from router.upstream.dispatch import configure_litellm
+from router.upstream.simulator import BackgroundServer, SimulatedUpstream
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "deploy" / "README.md"]
@@ -451,7 +451,7 @@ def test_configuration_reference_is_current():
 
 def test_every_config_key_has_a_description():
     assert missing_descriptions() == [], (
-        "add Field(description=...) in router/config.py (or router/cache.py), then run "
+        "add Field(description=...) in router/config.py (or router/state/cache.py), then run "
         f"`.venv/bin/{COMMAND}`"
     )
 

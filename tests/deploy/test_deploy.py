@@ -31,9 +31,9 @@ import yaml
 
 from router.cli import build_parser
 from router.config import build_config, load_config
+from router.http.server import create_app
 from router.proxy import Router
-from router.server import create_app
-from router.simulator import BackgroundServer
+from router.upstream.simulator import BackgroundServer
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -12,11 +12,11 @@ import redis
 
 from classifier.model import DifficultyClassifier
 from router.config import build_config
-from router.dispatch import configure_litellm
+from router.http.server import create_app
 from router.proxy import Router
-from router.server import create_app
-from router.simulator import BackgroundServer, SimulatedUpstream
-from router.store import Store
+from router.state.store import Store
+from router.upstream.dispatch import configure_litellm
+from router.upstream.simulator import BackgroundServer, SimulatedUpstream
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 ACME_KEY = "sk-acme-0123456789"

@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from router.simulator import BackgroundServer, error_body
+from router.upstream.simulator import BackgroundServer, error_body
 
 USAGE = {"input": 12, "output": 5}
 

@@ -18,15 +18,6 @@ from anthropic.types import Message, RawMessageStreamEvent
 from anthropic.types.shared import ErrorResponse
 from pydantic import TypeAdapter
 
-from router.anthropic import (
-    api_key_from_headers,
-    error_body,
-    format_sse,
-    from_openai,
-    stream_events,
-    to_openai,
-)
-from router.cache import chunks_from_response
 from router.errors import (
     AuthenticationError,
     BudgetExceededError,
@@ -40,7 +31,16 @@ from router.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from router.http.anthropic import (
+    api_key_from_headers,
+    error_body,
+    format_sse,
+    from_openai,
+    stream_events,
+    to_openai,
+)
 from router.requests import parse_chat_request
+from router.state.cache import chunks_from_response
 
 try:  # the SDK's HTTP library: httpx2 since anthropic 2, httpx before
     import httpx2 as httpx

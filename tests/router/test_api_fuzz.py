@@ -22,11 +22,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.generation.modes import GenerationMode
 
-from router.dispatch import configure_litellm
+from router.http.server import create_app
 from router.proxy import Router
-from router.server import create_app
-from router.simulator import BackgroundServer
-from router.store import Store
+from router.state.store import Store
+from router.upstream.dispatch import configure_litellm
+from router.upstream.simulator import BackgroundServer
 from tests.router.conftest import ACME_KEY, REDIS_URL, proxy_config
 
 pytestmark = [

@@ -7,10 +7,10 @@ import uuid
 import anyio
 import pytest
 
-from router.budgets import Budgets, to_micro
 from router.config import TenantConfig
 from router.errors import BudgetExceededError, RateLimitedError, StoreUnavailableError
-from router.store import Store
+from router.state.budgets import Budgets, to_micro
+from router.state.store import Store
 
 NOW = 1_795_000_000.0  # 2026-11-18, mid-day UTC
 

@@ -10,7 +10,8 @@ import uuid
 import anyio
 import pytest
 
-from router.cache import (
+from router.requests import ChatRequest, parse_chat_request
+from router.state.cache import (
     CacheSettings,
     ResponseCache,
     ScoreCache,
@@ -21,8 +22,7 @@ from router.cache import (
     no_store_requested,
     response_from_chunks,
 )
-from router.requests import ChatRequest, parse_chat_request
-from router.store import Store
+from router.state.store import Store
 
 CLOSED_PORT_URL = "redis://127.0.0.1:1/0"
 PROMPT = "What is the capital of Australia? Answer in one word."
@@ -271,7 +271,7 @@ async def test_redis_down_means_miss_and_no_store_without_logging_the_prompt(cap
         assert await scores.get_many([PROMPT, "other"]) == [None, None]
         await scores.put_many({PROMPT: 0.5})
     await store.aclose()
-    assert any(r.name == "router.cache" for r in caplog.records)
+    assert any(r.name == "router.state.cache" for r in caplog.records)
     assert PROMPT not in caplog.text and "Australia" not in caplog.text
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from router.client import AsyncClient, Client, decision_from_headers
 from router.policy import RouteDecision
-from router.simulator import BackgroundServer
+from router.upstream.simulator import BackgroundServer
 from tests.router.conftest import proxy_config
 
 pytestmark = pytest.mark.filterwarnings(

@@ -17,8 +17,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.wait import WebDriverWait
 
 from router.config import ServerConfig
-from router.dashboard.figures import percentile, window_figures
-from router.simulator import BackgroundServer
+from router.http.dashboard.figures import percentile, window_figures
+from router.upstream.simulator import BackgroundServer
 from tests.router.conftest import proxy_config
 from tests.router.test_observability import CHAT, OLYMPIAD, PRIMES, post
 

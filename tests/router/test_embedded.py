@@ -12,7 +12,7 @@ import httpx
 import pytest
 import redis
 
-from router.embedded import EmbeddedRedis
+from router.state.embedded import EmbeddedRedis
 
 
 def client(server: EmbeddedRedis) -> redis.Redis:

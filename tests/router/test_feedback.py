@@ -17,14 +17,14 @@ from classifier.data import read_records
 from router.cli import main
 from router.client import afeedback, feedback
 from router.config import ServerConfig, TenantConfig
-from router.decision_log import DecisionLog, decision_ids_key
 from router.errors import NotFoundError
-from router.feedback import FEEDBACK_SCHEMA, FIELDS, Feedback, record_feedback
-from router.metrics import RequestOutcome
+from router.http.server import create_app
+from router.observe.metrics import RequestOutcome
 from router.policy import RouteDecision
 from router.proxy import Router
-from router.server import create_app
-from router.simulator import BackgroundServer
+from router.state.decision_log import DecisionLog, decision_ids_key
+from router.state.feedback import FEEDBACK_SCHEMA, FIELDS, Feedback, record_feedback
+from router.upstream.simulator import BackgroundServer
 from tests.router.conftest import REDIS_URL, proxy_config
 
 pytestmark = pytest.mark.filterwarnings(

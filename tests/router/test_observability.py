@@ -18,8 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from classifier.data import read_records
 from router.cli import build_parser, main
 from router.config import ServerConfig
-from router.logs import JsonFormatter
-from router.simulator import BackgroundServer
+from router.observe.logs import JsonFormatter
+from router.upstream.simulator import BackgroundServer
 from tests.deploy.test_deploy import METRICS
 from tests.router.conftest import REDIS_URL, UPSTREAM_KEY, proxy_config
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from router.config import build_config
-from router.dispatch import Dispatcher, Target
 from router.errors import InvalidRequestError, UpstreamError, UpstreamTimeoutError
-from router.openai_direct import error_for_status, is_direct_eligible
+from router.upstream.dispatch import Dispatcher, Target
+from router.upstream.openai_direct import error_for_status, is_direct_eligible
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Accessing the 'model_(computed_)?fields' attribute:DeprecationWarning",

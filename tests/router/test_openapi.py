@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from router.anthropic.requests import IGNORED, TRANSLATED
 from router.config import build_config
-from router.openapi import chat_completions_body, messages_body, tenant_body
+from router.http.anthropic.requests import IGNORED, TRANSLATED
+from router.http.openapi import chat_completions_body, messages_body, tenant_body
+from router.http.server import create_app
 from router.proxy import Router
 from router.requests import KNOWN
-from router.server import create_app
 
 
 def test_every_route_that_reads_a_body_publishes_its_schema():

@@ -21,13 +21,13 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from router.budgets import Budgets, to_micro
 from router.config import Config, TenantConfig, build_config, load_config
-from router.dispatch import cost_usd
 from router.errors import BudgetExceededError, ConfigError, InvalidRequestError
 from router.policy import TierTarget, reasoning_share_floor, route_request
 from router.requests import parse_chat_request
-from router.store import Store
+from router.state.budgets import Budgets, to_micro
+from router.state.store import Store
+from router.upstream.dispatch import cost_usd
 from tests.router.conftest import ACME_KEY, REDIS_URL
 
 pytestmark = pytest.mark.filterwarnings(

@@ -14,10 +14,10 @@ import pytest
 from litellm.constants import DEFAULT_REASONING_EFFORT_LOW_THINKING_BUDGET
 
 from router.config import TenantConfig, build_config, config_from_environment, load_config
-from router.dispatch import Dispatcher, Target, configure_litellm
 from router.errors import ConfigError, InvalidRequestError
 from router.policy import EFFORT_STEPS
 from router.proxy import Router
+from router.upstream.dispatch import Dispatcher, Target, configure_litellm
 from tests.router.recording_upstream import RecordingUpstream
 
 # LiteLLM's lazily imported provider modules warn as they load (its own code, not ours).

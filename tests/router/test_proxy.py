@@ -73,7 +73,7 @@ def test_blocking_calls_share_one_loop_so_redis_connections_survive(classifier, 
 
     import redis
 
-    from router.store import Store
+    from router.state.store import Store
 
     name = f"sdk-{uuid.uuid4().hex[:8]}"
     config = proxy_config(clean_upstream.base_url, tenants=[{"name": name}])

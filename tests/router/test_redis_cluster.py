@@ -16,13 +16,13 @@ import anyio
 import pytest
 import redis
 
-from router.budgets import Budgets
-from router.cache import CacheSettings, ResponseCache, ScoreCache
 from router.config import TenantConfig
-from router.embedded import server_binary
 from router.errors import BudgetExceededError
-from router.store import Store
-from router.tenants import TenantDirectory
+from router.state.budgets import Budgets
+from router.state.cache import CacheSettings, ResponseCache, ScoreCache
+from router.state.embedded import server_binary
+from router.state.store import Store
+from router.state.tenants import TenantDirectory
 
 SLOTS = 16384
 

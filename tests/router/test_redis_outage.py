@@ -7,11 +7,11 @@ import time
 import httpx
 import pytest
 
-from router.embedded import EmbeddedRedis
+from router.http.server import create_app
 from router.proxy import Router
-from router.server import create_app
-from router.simulator import BackgroundServer
-from router.store import RETRY_AFTER_FAILURE_S, Store
+from router.state.embedded import EmbeddedRedis
+from router.state.store import RETRY_AFTER_FAILURE_S, Store
+from router.upstream.simulator import BackgroundServer
 from tests.router.conftest import proxy_config
 
 pytestmark = pytest.mark.filterwarnings(

@@ -16,11 +16,16 @@ import pytest
 from pydantic import ValidationError
 
 from classifier.embedding import SentenceEmbedder
-from router.cache import cache_key
 from router.requests import ChatRequest, parse_chat_request
-from router.semantic_cache import SemanticCache, SemanticCacheSettings, partition_key, query_text
-from router.semantic_guards import guard_failures, guard_signature, guards_allow
-from router.store import Store
+from router.state.cache import cache_key
+from router.state.semantic_cache import (
+    SemanticCache,
+    SemanticCacheSettings,
+    partition_key,
+    query_text,
+)
+from router.state.semantic_guards import guard_failures, guard_signature, guards_allow
+from router.state.store import Store
 
 CLOSED_PORT_URL = "redis://127.0.0.1:1/0"
 QUESTION = "Explain how a hash table works."
@@ -387,5 +392,5 @@ async def test_redis_down_means_miss_and_no_store_without_logging_the_prompt(cap
         assert await cache.find(**args) is None
         assert await cache.add(**args, exact_key="key") is False
     await store.aclose()
-    assert any(r.name == "router.semantic_cache" for r in caplog.records)
+    assert any(r.name == "router.state.semantic_cache" for r in caplog.records)
     assert "hash table" not in caplog.text

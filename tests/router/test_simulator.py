@@ -17,7 +17,7 @@ import litellm
 import openai
 import pytest
 
-from router.simulator import SimulatedUpstream
+from router.upstream.simulator import SimulatedUpstream
 
 QUESTION = "What is two plus two, exactly?"
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": QUESTION}]

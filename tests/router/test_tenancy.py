@@ -15,9 +15,9 @@ import pytest
 import redis
 import yaml
 
+from router.http.server import create_app
 from router.proxy import Router
-from router.server import create_app
-from router.simulator import BackgroundServer
+from router.upstream.simulator import BackgroundServer
 from tests.router.conftest import ACME_KEY, REDIS_URL, proxy_config
 
 pytestmark = pytest.mark.filterwarnings(

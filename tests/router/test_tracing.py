@@ -15,9 +15,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from router.config import ServerConfig
+from router.observe.tracing import start_tracing
 from router.proxy import Router
-from router.simulator import BackgroundServer
-from router.tracing import start_tracing
+from router.upstream.simulator import BackgroundServer
 from tests.router.conftest import UPSTREAM_KEY, proxy_config
 from tests.router.test_observability import CHAT, OLYMPIAD, post, stream
 

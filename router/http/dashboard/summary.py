@@ -21,11 +21,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from router.budgets import Budgets
 from router.config import TenantConfig
-from router.dashboard.figures import Entry, bucket_series, window_figures
-from router.decision_log import FIELD, decisions_key
-from router.store import Store
+from router.http.dashboard.figures import Entry, bucket_series, window_figures
+from router.state.budgets import Budgets
+from router.state.decision_log import FIELD, decisions_key
+from router.state.store import Store
 
 __all__ = ["BUCKETS", "MAX_ENTRIES", "read_entries", "summarize"]
 

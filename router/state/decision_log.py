@@ -15,7 +15,7 @@ written in batches, and a Redis fault loses them with a warning.
 The id index lets feedback find a request's entry without scanning the
 stream; it is trimmed to the same number of entries. Feedback is a stream of
 its own, capped the same way, so neither grows without bound; for one entry
-and tier the latest score wins (see :mod:`router.feedback`).
+and tier the latest score wins (see :mod:`router.state.feedback`).
 
 ``thinkroute export-decisions`` writes a tenant's entries as JSON Lines that
 ``classifier.data`` reads (:func:`training_record`). An entry without chat text
@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from router.errors import StoreUnavailableError
-from router.metrics import RequestOutcome
-from router.store import Store
+from router.observe.metrics import RequestOutcome
+from router.state.store import Store
 
 __all__ = ["DecisionLog", "ExportSummary", "decision_entry", "export_decisions", "training_record"]
 

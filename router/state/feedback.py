@@ -14,7 +14,7 @@ with that side alone, and ``classifier.data`` says how that is read.
 A tenant reaches only its own requests: an id it never sent (or another
 tenant's) is 404, whatever else exists. Scoring the same request and tier
 again replaces the earlier score (the last one wins, on export). Feedback is
-kept beside the decision log (:mod:`router.decision_log`) and only for
+kept beside the decision log (:mod:`router.state.decision_log`) and only for
 requests logged with their chat text (``log_prompts: true`` on the tenant),
 because training reads text: anything else is refused with 409 saying so, not
 kept where it could never be used. (A vector of the text is no way around
@@ -32,14 +32,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from router.config import TenantConfig
-from router.decision_log import TIERS, DecisionLog
 from router.errors import ConflictError, InvalidRequestError, NotFoundError
+from router.state.decision_log import TIERS, DecisionLog
 
 __all__ = ["FEEDBACK_SCHEMA", "Feedback", "parse_feedback", "record_feedback"]
 
 MAX_COMMENT_CHARS = 2000
 FIELDS = ("request_id", "score", "tier", "comment")
-# The ids the proxy hands out or keeps from a client (router.server): anything else was never one.
+# The ids the proxy hands out or keeps from a client (router.http.server): nothing else
+# was ever one.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # The body, for the OpenAPI document; parse_feedback stays the authority.
 FEEDBACK_SCHEMA: dict[str, Any] = {

@@ -34,7 +34,7 @@ from router.errors import (
     NotFoundError,
     StoreUnavailableError,
 )
-from router.store import Store
+from router.state.store import Store
 
 __all__ = ["IssuedKey", "TenantDirectory", "bearer_key"]
 

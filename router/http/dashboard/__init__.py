@@ -26,8 +26,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from router.config import TenantConfig
-from router.dashboard.summary import summarize
-from router.decision_log import DecisionLog
 from router.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -35,8 +33,10 @@ from router.errors import (
     PermissionDeniedError,
     StoreUnavailableError,
 )
+from router.http.dashboard.summary import summarize
 from router.proxy import Router
-from router.tenants import TenantDirectory
+from router.state.decision_log import DecisionLog
+from router.state.tenants import TenantDirectory
 
 __all__ = ["install"]
 

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from router.errors import StoreUnavailableError
 from router.requests import ChatRequest
-from router.store import Store
+from router.state.store import Store
 
 __all__ = [
     "CacheSettings",
@@ -126,7 +126,7 @@ class CacheSettings(BaseModel):
     semantic: SemanticCacheSettings = Field(
         default=SemanticCacheSettings(),
         description="Near-identical questions answered from the exact cache (see "
-        "router/semantic_cache.py); off by default",
+        "router/state/semantic_cache.py); off by default",
     )
 
 

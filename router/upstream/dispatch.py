@@ -40,8 +40,8 @@ from router.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from router.openai_direct import DirectOpenAI, is_direct_eligible
-from router.reasoning import Thinking, fit_to_max_tokens, litellm_kwargs
+from router.upstream.openai_direct import DirectOpenAI, is_direct_eligible
+from router.upstream.reasoning import Thinking, fit_to_max_tokens, litellm_kwargs
 
 __all__ = [
     "Dispatcher",
@@ -98,7 +98,7 @@ def configure_litellm() -> None:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A deployment and how hard to ask it to think (see router/reasoning.py)."""
+    """A deployment and how hard to ask it to think (see router/upstream/reasoning.py)."""
 
     deployment: ModelDeployment
     reasoning_effort: str | None = None

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from router.anthropic.requests import IGNORED as ANTHROPIC_IGNORED
-from router.anthropic.requests import OUTPUT_EFFORTS
 from router.config import TenantConfig
+from router.http.anthropic.requests import IGNORED as ANTHROPIC_IGNORED
+from router.http.anthropic.requests import OUTPUT_EFFORTS
 from router.requests import EFFORTS, MAX_TOKENS_LIMIT, ROLES
 
 __all__ = ["chat_completions_body", "json_body", "messages_body", "tenant_body"]
@@ -86,7 +86,7 @@ def chat_completions_body(model_names: list[str]) -> dict[str, Any]:
 
 
 def messages_body(model_names: list[str]) -> dict[str, Any]:
-    """Anthropic's Messages request, as ``router.anthropic`` translates it."""
+    """Anthropic's Messages request, as ``router.http.anthropic`` translates it."""
     text_block = {"type": "object", "required": ["type", "text"],
                   "properties": {"type": {"const": "text"}, "text": _STRING}}  # fmt: skip
     message = {
@@ -133,7 +133,7 @@ def messages_body(model_names: list[str]) -> dict[str, Any]:
             },
             "tools": {"type": "array", "items": _OBJECT},
             "tool_choice": _OBJECT,
-            # Accepted and dropped (see router.anthropic.requests.IGNORED).
+            # Accepted and dropped (see router.http.anthropic.requests.IGNORED).
             **{name: {} for name in sorted(ANTHROPIC_IGNORED)},
         },
     }

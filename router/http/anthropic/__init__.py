@@ -19,8 +19,8 @@ Anthropic does (``messages.2.content.0.source.type``): server tools, the Files
 API, unknown fields. Nothing the client sent is forwarded untranslated.
 """
 
-from router.anthropic.requests import to_openai
-from router.anthropic.responses import (
+from router.http.anthropic.requests import to_openai
+from router.http.anthropic.responses import (
     api_key_from_headers,
     error_body,
     format_sse,

@@ -5,7 +5,7 @@ Library code logs with ``logging.getLogger(__name__)`` and structured fields in
 :func:`configure_logging`, which puts one handler with one of these formatters
 on the root logger, so uvicorn's and LiteLLM's lines come out the same way.
 
-    {"ts": "2026-11-27T10:00:00.123Z", "level": "info", "logger": "router.server",
+    {"ts": "2026-11-27T10:00:00.123Z", "level": "info", "logger": "router.http.server",
      "message": "request", "request_id": "9f2c...", "tenant": "acme", "tier": "fast", ...}
 
 A request's line carries no chat text and no key; ``server.log_prompts`` adds
@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
 from classifier.text import message_text
-from router.metrics import RequestOutcome
+from router.observe.metrics import RequestOutcome
 
 __all__ = [
     "JsonFormatter",

@@ -1,6 +1,6 @@
 """The dashboard's figures from decision-log entries: pure functions, no I/O.
 
-An entry is what :func:`router.decision_log.decision_entry` wrote, paired with
+An entry is what :func:`router.state.decision_log.decision_entry` wrote, paired with
 the time Redis appended it (its stream id, in epoch milliseconds). Every entry
 is one routed request (model ``auto``/``auto:<mode>``), served or failed
 mid-stream; requests refused before routing are not in the log.

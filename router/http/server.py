@@ -23,11 +23,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from router.budgets import Budgets
+from router.completions import Completion, StreamingCompletion
 from router.config import TenantConfig, hash_api_key
-from router.dashboard import install as install_dashboard
-from router.decision_log import DecisionLog
-from router.dispatch import count_prompt_tokens
 from router.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -36,17 +33,21 @@ from router.errors import (
     StoreUnavailableError,
     ThinkrouteError,
 )
-from router.feedback import FEEDBACK_SCHEMA, REQUEST_ID, parse_feedback, record_feedback
-from router.logs import last_user_text, request_fields
-from router.metrics import CLIENT_CLOSED, Metrics, RequestOutcome, served_tier
-from router.openapi import chat_completions_body, json_body, messages_body, tenant_body
+from router.http.dashboard import install as install_dashboard
+from router.http.openapi import chat_completions_body, json_body, messages_body, tenant_body
+from router.http.wire import ANTHROPIC_WIRE, OPENAI_WIRE, Wire
+from router.observe.logs import last_user_text, request_fields
+from router.observe.metrics import CLIENT_CLOSED, Metrics, RequestOutcome, served_tier
+from router.observe.tracing import install as install_tracing
 from router.policy import RouteDecision, explain
-from router.proxy import AUTO_MODELS, Completion, Router, StreamingCompletion
+from router.proxy import AUTO_MODELS, Router
 from router.requests import ChatRequest, parse_chat_request
-from router.store import Store
-from router.tenants import TenantDirectory, bearer_key, describe
-from router.tracing import install as install_tracing
-from router.wire import ANTHROPIC_WIRE, OPENAI_WIRE, Wire
+from router.state.budgets import Budgets
+from router.state.decision_log import DecisionLog
+from router.state.feedback import FEEDBACK_SCHEMA, REQUEST_ID, parse_feedback, record_feedback
+from router.state.store import Store
+from router.state.tenants import TenantDirectory, bearer_key, describe
+from router.upstream.dispatch import count_prompt_tokens
 
 __all__ = ["app_from_environment", "create_app"]
 
@@ -261,7 +262,7 @@ def create_app(
 
     @app.post("/v1/feedback", openapi_extra=json_body(FEEDBACK_SCHEMA))
     async def feedback(request: Request) -> Response:
-        """Score the answer to one of the tenant's past requests (see router.feedback)."""
+        """Score the answer to one of the tenant's past requests (see router.state.feedback)."""
         tenant = await authenticate(request)
         body = await record_feedback(decisions, tenant, parse_feedback(await read_json(request)))
         return JSONResponse(body)
@@ -407,7 +408,7 @@ def app_from_environment() -> FastAPI:
     import os
 
     from router.config import config_from_environment, load_config
-    from router.logs import configure_logging
+    from router.observe.logs import configure_logging
 
     log_format, _, log_level = os.environ.get(WORKER_LOG, "json:info").partition(":")
     configure_logging(log_format, log_level)

@@ -37,7 +37,7 @@ from typing import Any
 
 from router.config import TenantConfig
 from router.errors import BudgetExceededError, RateLimitedError
-from router.store import Store
+from router.state.store import Store
 
 __all__ = ["Budgets", "BudgetState", "Reservation", "to_micro"]
 

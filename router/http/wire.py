@@ -2,7 +2,7 @@
 
 A :class:`Wire` says how a dialect finds the API key, turns a body into a
 :class:`~router.requests.ChatRequest`, and writes answers, stream events and
-errors. The server runs one request path for both (``router.server``); the
+errors. The server runs one request path for both (``router.http.server``); the
 router underneath only ever sees OpenAI-shaped requests.
 """
 
@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from router import anthropic
+from router.completions import Completion, StreamingCompletion
 from router.errors import AuthenticationError, ThinkrouteError
-from router.proxy import Completion, StreamingCompletion
+from router.http import anthropic
 from router.requests import ChatRequest, parse_chat_request
-from router.tenants import bearer_key
+from router.state.tenants import bearer_key
 
 __all__ = ["ANTHROPIC_WIRE", "OPENAI_WIRE", "Wire"]
 

@@ -47,17 +47,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from router import cache as exact_cache
-from router.cache import SemanticCacheSettings
 from router.errors import StoreUnavailableError
 from router.requests import ChatRequest
-from router.semantic_guards import (
+from router.state import cache as exact_cache
+from router.state.cache import SemanticCacheSettings
+from router.state.semantic_guards import (
     GuardSignature,
     count_word_pieces,
     guard_signature,
     guards_allow,
 )
-from router.store import Store
+from router.state.store import Store
 
 __all__ = [
     "SemanticCache",
@@ -95,7 +95,7 @@ def query_text(request: ChatRequest) -> str | None:
 def partition_key(request: ChatRequest, *, model: str, reasoning_effort: str | None) -> str | None:
     """A digest of everything that selects the answer except the last user turn's text.
 
-    Built from the same fields as :func:`router.cache.cache_key`, so two requests
+    Built from the same fields as :func:`router.state.cache.cache_key`, so two requests
     share a partition exactly when their exact keys would differ only by that
     text. None when the last message is not a user turn of text.
     """
