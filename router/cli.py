@@ -12,12 +12,17 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from classifier import evaluate, train
 from classifier.errors import ClassifierError
+from router.environment import Environment, read_environment
 from router.errors import ConfigError
-from router.policy import MODES, decide, explain
+from router.policy import MODES, explain
+
+if TYPE_CHECKING:
+    from router.config import Config
 
 __all__ = ["main"]
 
@@ -27,21 +32,38 @@ def _add_route_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mode", choices=MODES, default="balanced", help="routing mode (default: %(default)s)"
     )
-    parser.add_argument("--model", metavar="DIR", help="classifier artifact (default: shipped)")
+    parser.add_argument(
+        "--config", metavar="FILE", help="YAML config, for its tiers (default: from environment)"
+    )
+    parser.add_argument(
+        "--model", metavar="DIR", help="classifier artifact (default: the config's, or shipped)"
+    )
     parser.add_argument("--json", action="store_true", help="print the decision as JSON")
 
 
 def _run_route(args: argparse.Namespace) -> int:
-    from classifier.model import DifficultyClassifier
+    """The decision the proxy would make for one question: tier, model and effort."""
+    import asyncio
 
-    classifier = DifficultyClassifier.load(args.model)
-    score = classifier.score_messages([{"role": "user", "content": args.question}])
-    decision = decide(score, mode=args.mode, thresholds=classifier.thresholds)
+    from router.proxy import Router
+
+    config = _load_config(args.config, read_environment())
+    if args.model:
+        classifier = config.classifier.model_copy(update={"path": args.model})
+        config = config.model_copy(update={"classifier": classifier})
+    router = Router(config=config)
+    question = [{"role": "user", "content": args.question}]
+    request = {"model": f"auto:{args.mode}", "messages": question}
+    decision = asyncio.run(router.plan_route(request))
     if args.json:
         print(json.dumps({**decision.as_dict(), "explanation": explain(decision)}))
-    else:
-        print(f"tier: {decision.tier}\nscore: {decision.score:.4f}")
-        print(f"threshold: {decision.threshold:.4f} ({decision.mode})\nwhy: {explain(decision)}")
+        return 0
+    print(f"tier: {decision.tier}\nmodel: {decision.model or '(no provider configured)'}")
+    print(f"effort: {decision.reasoning_effort or '(provider default)'}")
+    if decision.score is not None and decision.threshold is not None:
+        print(f"score: {decision.score:.4f}")
+        print(f"threshold: {decision.threshold:.4f} ({decision.mode})")
+    print(f"why: {explain(decision)}")
     return 0
 
 
@@ -78,14 +100,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from router.config import config_from_environment, load_config
-    from router.http.server import (
-        WORKER_CONFIG,
-        WORKER_LOG,
-        WORKER_REDIS_URL,
-        create_app,
-        operator_keys,
-    )
+    from router.http.server import WORKER_CONFIG, WORKER_LOG, WORKER_REDIS_URL, create_app
     from router.observe.logs import configure_logging
     from router.proxy import Router
     from router.state.embedded import EmbeddedRedis
@@ -95,26 +110,22 @@ def _run_serve(args: argparse.Namespace) -> int:
     # A SIGTERM before uvicorn installs its own handler must still unwind the
     # ExitStack below, so the embedded Redis is stopped rather than orphaned.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    if args.config:
-        config = load_config(args.config, os.environ)
-        print(f"thinkroute: config {args.config}")
-    else:
-        config, chosen = config_from_environment(os.environ)
-        print(f"thinkroute: no --config; {chosen}")
+    env = read_environment()
+    config = _load_config(args.config, env, say=print)
     if not config.tenants:
         print(
             "thinkroute: no tenants or keys configured: every request will get 401; "
             "set THINKROUTE_API_KEY or add tenants to the config"
         )
     with contextlib.ExitStack() as stack:
-        redis_url = args.redis_url or config.redis.url or os.environ.get("REDIS_URL")
+        redis_url = env.redis_url(explicit=args.redis_url, configured=config.redis.url)
         if not redis_url:
             data_dir = args.data_dir or config.redis.embedded_dir
             embedded = stack.enter_context(EmbeddedRedis(data_dir))
             redis_url = embedded.url
             print(f"thinkroute: no REDIS_URL; embedded Redis in {embedded.data_dir}")
-        keys = operator_keys(os.environ)
-        admin = "on" if keys["admin_key"] else "off (set THINKROUTE_ADMIN_KEY)"
+        keys = {"admin_key": env.admin_key, "metrics_key": env.metrics_key}
+        admin = "on" if env.admin_key else "off (set THINKROUTE_ADMIN_KEY)"
         print(f"thinkroute: Redis at {redact_url(redis_url)}; admin API {admin}")
         print(f"thinkroute: listening on http://{args.host}:{args.port}/v1 "
               f"({args.workers} worker{'s' if args.workers > 1 else ''})")  # fmt: skip
@@ -122,7 +133,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         options = {"host": args.host, "port": args.port, "log_level": args.log_level,
                    "log_config": None}  # fmt: skip
         if args.workers == 1:
-            router = Router.from_config(config, redis_url=redis_url)
+            router = Router.from_config(config, env=env, redis_url=redis_url)
             uvicorn.run(create_app(router, **keys), **options)
             return 0
         # Each worker process builds its own app from what this one resolved.
@@ -206,14 +217,13 @@ def _add_export_decisions_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run_export_decisions(args: argparse.Namespace) -> int:
     import asyncio
-    import os
     from datetime import datetime
 
     from router.errors import StoreUnavailableError
     from router.state.decision_log import ExportSummary, export_decisions
     from router.state.store import Store
 
-    url = args.redis_url or os.environ.get("REDIS_URL")
+    url = read_environment().redis_url(explicit=args.redis_url)
     if not url:
         raise SystemExit("thinkroute export-decisions: set --redis-url or REDIS_URL")
     try:
@@ -244,6 +254,20 @@ def _run_export_decisions(args: argparse.Namespace) -> int:
             f"(set log_prompts: true on tenant '{args.tenant}' to keep it)"
         )
     return 0
+
+
+def _load_config(
+    path: str | None, env: Environment, *, say: Callable[[str], object] = lambda _: None
+) -> Config:
+    """The config file at ``path``, or (none given) the one the environment's keys choose."""
+    from router.config import config_from_environment, load_config
+
+    if path:
+        say(f"thinkroute: config {path}")
+        return load_config(path, env.variables)
+    config, chosen = config_from_environment(env.variables)
+    say(f"thinkroute: no --config; {chosen}")
+    return config
 
 
 def _positive_int(value: str) -> int:

@@ -14,12 +14,14 @@ from typing import Any, Literal
 
 __all__ = [
     "MODES",
+    "BudgetLimits",
     "RouteDecision",
     "TierTarget",
+    "budget_limits",
     "decide",
-    "reasoning_share_floor",
     "effort_for",
     "explain",
+    "reasoning_share_floor",
     "route_request",
 ]
 
@@ -190,6 +192,40 @@ def reasoning_share_floor(
             break
         floor = score
     return floor
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetLimits:
+    """What a tenant's spending state does to routing (see :func:`route_request`)."""
+
+    threshold_floor: float | None = None
+    fast_only_reason: str | None = None
+
+
+def budget_limits(
+    *,
+    spent_fraction: float,
+    degrade_at: float | None,
+    recent: Sequence[tuple[str, float]] = (),
+    max_reasoning_share: float | None = None,
+    share_window: int = 200,
+) -> BudgetLimits:
+    """Translate a tenant's budget state into routing limits.
+
+    ``spent_fraction`` is the largest share of any budget window already spent
+    or reserved; at or past ``degrade_at`` (``None``: the tenant never degrades)
+    only the fast tier answers. ``max_reasoning_share`` over the last
+    ``share_window`` routed requests (``recent``, newest first) raises the
+    threshold through :func:`reasoning_share_floor`.
+
+    >>> budget_limits(spent_fraction=0.9, degrade_at=0.8).fast_only_reason
+    'budget_nearly_spent'
+    """
+    floor = None
+    if max_reasoning_share is not None:
+        floor = reasoning_share_floor(recent, max_share=max_reasoning_share, window=share_window)
+    degraded = degrade_at is not None and spent_fraction >= degrade_at
+    return BudgetLimits(floor, BUDGET_DEGRADED if degraded else None)
 
 
 def explain(decision: RouteDecision) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +24,7 @@ from router.accounting import Ticket, open_ticket, tolerant
 from router.answers import AnswerCache, CacheEntry
 from router.completions import Completion, StreamingCompletion, Timings
 from router.config import Config, TenantConfig, load_config
+from router.environment import Environment, read_environment
 from router.errors import (
     BudgetExceededError,
     InvalidRequestError,
@@ -39,9 +39,10 @@ from router.policy import (
     EFFORT_REQUESTED,
     MODEL_REQUESTED,
     MODES,
+    BudgetLimits,
     RouteDecision,
     TierTarget,
-    reasoning_share_floor,
+    budget_limits,
     route_request,
 )
 from router.requests import ChatRequest, parse_chat_request
@@ -85,6 +86,16 @@ class _Plan:
         if self.hit is not None:
             return "hit"
         return "miss" if self.cache.key else "bypass"
+
+
+@dataclass(frozen=True, slots=True)
+class _Routed:
+    """A decision and what it was made from, kept for a re-plan after a budget refusal."""
+
+    decision: RouteDecision
+    is_routed: bool  # model "auto..." without the client's own reasoning setting
+    state: BudgetState | None
+    scores: tuple[float, float | None] | None
 
 
 class Router:
@@ -142,7 +153,7 @@ class Router:
         cls,
         source: str | Path | Config,
         *,
-        env: Mapping[str, str] | None = None,
+        env: Environment | None = None,
         redis_url: str | None = None,
     ) -> Router:
         """Build a router from a YAML file (or a validated :class:`Config`).
@@ -150,10 +161,10 @@ class Router:
         Budgets, rate limits and usage need Redis: ``redis_url``, else the config's
         ``redis.url``, else ``REDIS_URL``; with none, requests are served unmetered.
         """
-        env = os.environ if env is None else env
-        config = source if isinstance(source, Config) else load_config(source, env)
+        env = read_environment() if env is None else env
+        config = source if isinstance(source, Config) else load_config(source, env.variables)
         configure_litellm()
-        url = redis_url or config.redis.url or env.get("REDIS_URL")
+        url = env.redis_url(explicit=redis_url, configured=config.redis.url)
         store = None
         if url:
             settings = config.redis
@@ -239,19 +250,19 @@ class Router:
             name: TierTarget(model=None, typical_latency_s=TYPICAL_LATENCY_S[name])  # type: ignore[arg-type]
             for name in ("fast", "reasoning")
         }
-        threshold_floor = None
+        limits = BudgetLimits(fast_only_reason=fast_only_reason)
         if tenant and budget_state is not None:
-            if tenant.max_reasoning_share is not None:
-                threshold_floor = reasoning_share_floor(
-                    budget_state.recent,
-                    max_share=tenant.max_reasoning_share,
-                    window=tenant.reasoning_share_window,
-                )
-            if (
-                tenant.budget.on_exhaustion == "degrade"
-                and budget_state.spent_fraction(tenant) >= tenant.budget.degrade_at
-            ):
-                fast_only_reason = BUDGET_DEGRADED
+            budget = tenant.budget
+            limits = budget_limits(
+                spent_fraction=budget_state.spent_fraction(tenant),
+                degrade_at=budget.degrade_at if budget.on_exhaustion == "degrade" else None,
+                recent=budget_state.recent,
+                max_reasoning_share=tenant.max_reasoning_share,
+                share_window=tenant.reasoning_share_window,
+            )
+            limits = BudgetLimits(
+                limits.threshold_floor, fast_only_reason or limits.fast_only_reason
+            )
         return route_request(
             score,
             mode=mode,
@@ -259,10 +270,26 @@ class Router:
             tiers=tiers,
             previous_score=previous_score,
             latency_limit_s=latency_limit_s,
-            threshold_floor=threshold_floor,
-            fast_only_reason=fast_only_reason,
+            threshold_floor=limits.threshold_floor,
+            fast_only_reason=limits.fast_only_reason,
             allowed_tiers=allowed_tiers,
         )
+
+    async def plan_route(
+        self,
+        request: ChatRequest | Mapping[str, Any],
+        tenant: TenantConfig | None = None,
+        *,
+        latency_limit_s: float | None = None,
+    ) -> RouteDecision:
+        """The decision a completion of ``request`` would get, without calling a model.
+
+        The same path :meth:`acompletion` and :meth:`astream` take: the tenant's
+        budget state (reasoning-share cap, budget degrade) is read from Redis
+        when it has one, and scores come from the shared score cache. What the
+        budget cannot cover is only found when a completion reserves it.
+        """
+        return (await self._route(_as_request(request), tenant, latency_limit_s)).decision
 
     # -- answering ----------------------------------------------------------------
 
@@ -393,18 +420,10 @@ class Router:
 
     # -- helpers ------------------------------------------------------------------
 
-    async def _aplan(
-        self,
-        request: ChatRequest,
-        tenant: TenantConfig | None,
-        latency_limit_s: float | None,
-        headers: Mapping[str, str],
-    ) -> _Plan:
-        """Decide, look in the cache, and on a miss reserve the estimated cost.
-
-        A tenant whose budget covers only the fast tier is degraded to it here.
-        """
-        started = time.perf_counter()
+    async def _route(
+        self, request: ChatRequest, tenant: TenantConfig | None, latency_limit_s: float | None
+    ) -> _Routed:
+        """Gather what deciding needs (budget state, scores), then decide."""
         who = _tenant_name(tenant)
         routed = request.model in AUTO_MODELS and request.requested_effort is None
         state = None
@@ -415,38 +434,69 @@ class Router:
             if self.budgets is not None and tenant is not None and routed and needs_state:
                 state = await tolerant(tenant, self.budgets.state(tenant))
             scores = await self._ascores(request.messages) if routed else None
-            plan = self._plan(request, tenant, latency_limit_s, state, None, scores)
-            span.set_attributes(decision_attributes(plan.decision, who))
+            decision = self._decide_request(request, tenant, latency_limit_s, state, None, scores)
+            span.set_attributes(decision_attributes(decision, who))
+        return _Routed(decision, routed, state, scores)
+
+    async def _aplan(
+        self,
+        request: ChatRequest,
+        tenant: TenantConfig | None,
+        latency_limit_s: float | None,
+        headers: Mapping[str, str],
+    ) -> _Plan:
+        """Decide, look in the cache, and on a miss reserve the estimated cost.
+
+        A tenant whose budget covers only the fast tier is degraded to it here,
+        and the degraded request gets its own cache lookup.
+        """
+        started = time.perf_counter()
+        routed = await self._route(request, tenant, latency_limit_s)
+        plan = self._plan(routed.decision, tenant)
         plan.routing_s = time.perf_counter() - started
-        if self.answers is not None:
-            target = plan.target
-            plan.cache = self.answers.entry(request, tenant=who, target=target, headers=headers)
-            with self.tracing.span("thinkroute.cache", **{"thinkroute.tenant": who}) as span:
-                plan.hit = await self.answers.lookup(plan.cache, request, tenant=who, target=target)
-                span.set_attribute("thinkroute.cache", plan.cache_status)
-            if plan.hit is not None:
-                await self._record_cache_hit(tenant)
-                return plan
+        if await self._look_up(plan, request, tenant, headers):
+            return plan
         try:
             plan.ticket = await open_ticket(
                 self.config, self.budgets, tenant, request, plan.decision, plan.target,
-                routed=routed,
+                routed=routed.is_routed,
             )  # fmt: skip
         except BudgetExceededError:
             degradable = tenant is not None and tenant.budget.on_exhaustion == "degrade"
             if plan.decision.tier != "reasoning" or not degradable:
                 raise
-            plan = self._plan(request, tenant, latency_limit_s, state, BUDGET_DEGRADED, scores)
+            decision = self._decide_request(
+                request, tenant, latency_limit_s, routed.state, BUDGET_DEGRADED, routed.scores
+            )
+            plan = self._plan(decision, tenant)
             plan.routing_s = time.perf_counter() - started
-            if self.answers is not None:  # the degraded answer is cached under its own model
-                plan.cache = self.answers.entry(
-                    request, tenant=_tenant_name(tenant), target=plan.target, headers=headers
-                )
+            if await self._look_up(plan, request, tenant, headers):
+                return plan
             plan.ticket = await open_ticket(
                 self.config, self.budgets, tenant, request, plan.decision, plan.target,
-                routed=routed,
+                routed=routed.is_routed,
             )  # fmt: skip
         return plan
+
+    async def _look_up(
+        self,
+        plan: _Plan,
+        request: ChatRequest,
+        tenant: TenantConfig | None,
+        headers: Mapping[str, str],
+    ) -> bool:
+        """Find the planned request's answer in the cache (each model has its own entries)."""
+        if self.answers is None:
+            return False
+        who, target = _tenant_name(tenant), plan.target
+        plan.cache = self.answers.entry(request, tenant=who, target=target, headers=headers)
+        with self.tracing.span("thinkroute.cache", **{"thinkroute.tenant": who}) as span:
+            plan.hit = await self.answers.lookup(plan.cache, request, tenant=who, target=target)
+            span.set_attribute("thinkroute.cache", plan.cache_status)
+        if plan.hit is None:
+            return False
+        await self._record_cache_hit(tenant)
+        return True
 
     def _upstream_span(self, plan: _Plan) -> contextlib.AbstractContextManager[Any]:
         model = plan.target.model_name
@@ -508,7 +558,7 @@ class Router:
         with contextlib.suppress(StoreUnavailableError):
             await self.budgets.record_cache_hit(tenant)
 
-    def _plan(
+    def _decide_request(
         self,
         request: ChatRequest,
         tenant: TenantConfig | None,
@@ -516,8 +566,8 @@ class Router:
         state: BudgetState | None,
         fast_only_reason: str | None,
         scores: tuple[float, float | None] | None,
-    ) -> _Plan:
-        decision = self.decide(
+    ) -> RouteDecision:
+        return self.decide(
             request.messages,
             model=request.model,
             tenant=tenant,
@@ -527,6 +577,9 @@ class Router:
             fast_only_reason=fast_only_reason,
             scores=scores,
         )
+
+    def _plan(self, decision: RouteDecision, tenant: TenantConfig | None) -> _Plan:
+        """Where a decided request is sent: its target, and the other tier as fallback."""
         if not self.is_dispatch_configured and decision.tier != "direct":
             raise UpstreamUnavailableError(NO_PROVIDER, code="no_provider_configured")
         deployment = self.config.deployment(decision.model or "")

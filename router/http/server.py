@@ -233,10 +233,7 @@ def create_app(
             if isinstance(body, dict):  # a count needs no max_tokens; a message does
                 body = {"max_tokens": 1, **body}
             chat = ANTHROPIC_WIRE.parse(body)
-            decision = await asyncio.to_thread(
-                router.decide, chat.messages, model=chat.model, tenant=tenant,
-                requested_effort=chat.requested_effort,
-            )  # fmt: skip
+            decision = await router.plan_route(chat, tenant)
             deployment = router.config.deployment(decision.model or "")
             assert deployment is not None  # decisions only name configured models
             tools = chat.params.get("tools")
@@ -250,14 +247,7 @@ def create_app(
     @app.post("/v1/route", openapi_extra=chat_body)
     async def route(request: Request) -> Response:
         tenant, chat, latency_limit_s = await read_request(request)
-        decision = await asyncio.to_thread(
-            router.decide,
-            chat.messages,
-            model=chat.model,
-            tenant=tenant,
-            latency_limit_s=latency_limit_s,
-            requested_effort=chat.requested_effort,
-        )
+        decision = await router.plan_route(chat, tenant, latency_limit_s=latency_limit_s)
         return JSONResponse({**decision.as_dict(), "explanation": explain(decision)})
 
     @app.post("/v1/feedback", openapi_extra=json_body(FEEDBACK_SCHEMA))

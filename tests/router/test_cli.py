@@ -158,6 +158,27 @@ def test_shipped_head_separates_chit_chat_from_an_olympiad_problem(capsys):
     assert tiers == ["fast", "reasoning"]
 
 
+def test_route_shows_the_tier_model_and_effort_a_configured_proxy_would_use(tmp_path, capsys):
+    def model(name: str, upstream: str) -> dict:
+        params = {"model": upstream, "api_base": "http://127.0.0.1:9/v1", "api_key": "sk-none"}
+        return {"model_name": name, "litellm_params": params}
+
+    config = tmp_path / "thinkroute.yaml"
+    config.write_text(json.dumps({  # JSON is YAML
+        "model_list": [model("small", "openai/gpt-4o-mini"), model("big", "openai/o4-mini")],
+        "tiers": {"fast": {"model": "small"},
+                  "reasoning": {"model": "big", "reasoning_effort": "high"}},
+    }))  # fmt: skip
+    olympiad = "Prove that there are infinitely many primes p such that p + 2 is also prime."
+    assert main(["route", "--config", str(config), "--mode", "quality", olympiad]) == 0
+    shown = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert (shown["tier"], shown["model"]) == ("reasoning", "big")
+    assert shown["effort"] in ("medium", "high")  # the tier's, one step down near the threshold
+    assert main(["route", "--config", str(config), "--json", "hi there!"]) == 0
+    fast = json.loads(capsys.readouterr().out)
+    assert (fast["tier"], fast["model"], fast["reasoning_effort"]) == ("fast", "small", None)
+
+
 def test_bad_data_is_a_one_line_error(tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "x", "prompt": "hi"}\n')

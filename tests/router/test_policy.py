@@ -1,10 +1,14 @@
 """Routing decisions as a table: score and mode in, decision out."""
 
+import math
+
 import pytest
 
 from router.policy import (
+    BudgetLimits,
     RouteDecision,
     TierTarget,
+    budget_limits,
     decide,
     effort_for,
     explain,
@@ -120,3 +124,29 @@ def test_constraints_send_reasoning_fast_and_say_why():
     only_reasoning = route_request(0.1, allowed_tiers=("reasoning",), **common)
     assert (only_reasoning.tier, only_reasoning.reason) == ("reasoning", "tier_not_allowed")
     assert route_request(0.9, threshold_floor=0.5, **common).tier == "reasoning"
+
+
+HARD_RECENT = [("reasoning", 0.9)] * 5  # five reasoning calls in a row
+
+
+@pytest.mark.parametrize(
+    ("spent", "degrade_at", "recent", "max_share", "limits"),
+    [
+        (0.0, 0.8, (), None, BudgetLimits()),
+        (0.79, 0.8, (), None, BudgetLimits()),
+        (0.8, 0.8, (), None, BudgetLimits(fast_only_reason="budget_nearly_spent")),
+        (1.5, 0.8, (), None, BudgetLimits(fast_only_reason="budget_nearly_spent")),
+        # a tenant that blocks instead of degrading keeps routing normally
+        (0.99, None, (), None, BudgetLimits()),
+        # the share cap becomes a threshold floor: reached within the window, nothing reasons
+        (0.0, 0.8, HARD_RECENT, 0.25, BudgetLimits(threshold_floor=math.inf)),
+        (0.0, 0.8, (), 0.25, BudgetLimits(threshold_floor=-math.inf)),
+        (0.9, 0.8, HARD_RECENT, 0.25, BudgetLimits(math.inf, "budget_nearly_spent")),
+    ],
+)
+def test_budget_state_becomes_routing_limits(spent, degrade_at, recent, max_share, limits):
+    got = budget_limits(
+        spent_fraction=spent, degrade_at=degrade_at, recent=recent,
+        max_reasoning_share=max_share, share_window=10,
+    )  # fmt: skip
+    assert got == limits

@@ -93,3 +93,43 @@ def test_blocking_calls_share_one_loop_so_redis_connections_survive(classifier, 
         if keys:
             client.delete(*keys)
         client.close()
+
+
+def tenant_router(classifier, upstream_url: str, store, run_id: str, **policy) -> tuple:
+    config = proxy_config(upstream_url, tenants=[{"name": run_id, **policy}])
+    return Router(config=config, classifier=classifier, store=store), config.tenants[-1]
+
+
+@pytest.mark.anyio
+async def test_plan_route_applies_the_share_cap_the_completion_applies(
+    classifier, clean_upstream, store, run_id
+):
+    router, capped = tenant_router(
+        classifier, clean_upstream.base_url, store, run_id, max_reasoning_share=0.0
+    )
+    request = {"model": "auto", "messages": OLYMPIAD}
+    planned = await router.plan_route(request, capped)
+    assert (planned.tier, planned.reason) == ("fast", "reasoning_share_cap")
+    done = await router.acompletion(request, tenant=capped)
+    assert (done.decision.tier, done.decision.model) == (planned.tier, planned.model)
+    # Without the tenant's state the same question would reason: the cap is what moved it.
+    assert router.decide(OLYMPIAD, tenant=capped).tier == "reasoning"
+    await router.dispatcher.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_request_degraded_by_its_budget_is_answered_from_the_cache(
+    classifier, clean_upstream, store, run_id
+):
+    # The reasoning tier's estimate is above the per-request limit, the fast tier's below.
+    budget = {"per_request_usd": 0.01, "on_exhaustion": "degrade"}
+    router, tenant = tenant_router(
+        classifier, clean_upstream.base_url, store, run_id, budget=budget
+    )
+    request = {"model": "auto", "messages": OLYMPIAD, "temperature": 0}
+    first = await router.acompletion(request, tenant=tenant)
+    second = await router.acompletion(request, tenant=tenant)
+    assert first.decision.reason == second.decision.reason == "budget_nearly_spent"
+    assert (first.cache, second.cache) == ("miss", "hit")
+    assert len(clean_upstream.requests) == 1 and second.cost_usd == 0.0
+    await router.dispatcher.aclose()
