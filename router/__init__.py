@@ -5,20 +5,14 @@
 >>> router.decide([{"role": "user", "content": "Prove that sqrt(2) is irrational."}]).tier
 'reasoning'
 
-The names below load on first use, so a command that never dispatches a call
-(``thinkroute route``, ``eval``, ``train``) does not pay for importing LiteLLM.
+The names below load on first use, and only router/upstream/ imports LiteLLM:
+``from router import Config`` loads neither LiteLLM nor a Redis client.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 from typing import TYPE_CHECKING, Any
-
-# LiteLLM fetches its price list from GitHub when imported unless told not to:
-# seconds of retries on a machine without internet, and prices that change under
-# a running proxy. Its bundled copy is the default here; set it to False to fetch.
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 if TYPE_CHECKING:
     from router.completions import Completion, StreamingCompletion

@@ -27,6 +27,7 @@ import hashlib
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,13 +35,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from router.errors import ConfigError
-from router.state.cache import CacheSettings
-from router.upstream.reasoning import Thinking
 
 __all__ = [
+    "CacheSettings",
     "Config",
     "ModelDeployment",
+    "SemanticCacheSettings",
     "TenantConfig",
+    "Thinking",
     "Tier",
     "config_from_environment",
     "hash_api_key",
@@ -109,6 +111,22 @@ class ModelDeployment(_Strict):
     @property
     def litellm_model(self) -> str:
         return str(self.litellm_params["model"])
+
+
+@dataclass(frozen=True, slots=True)
+class Thinking:
+    """A tier's reasoning settings; all unset means the provider's default.
+
+    router/upstream/reasoning.py turns them into what a provider takes.
+    """
+
+    effort: str | None = None
+    is_enabled: bool | None = None
+    budget_tokens: int | None = None
+
+    @property
+    def is_default(self) -> bool:
+        return self.effort is None and self.is_enabled is None and self.budget_tokens is None
 
 
 class Tier(_Strict):
@@ -390,6 +408,70 @@ class DispatchConfig(_Strict):
     )
 
 
+class SemanticCacheSettings(BaseModel):
+    """The ``cache: {semantic: ...}`` section of the config file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = Field(
+        default=False, description="Answer near-identical questions from the exact cache"
+    )
+    min_similarity: float = Field(
+        default=0.95,
+        ge=0.8,
+        le=1.0,
+        description="Cosine similarity of the two questions' embeddings, after which the "
+        "guards decide",
+    )
+    ttl_s: int = Field(
+        default=3600, gt=0, description="Lifetime of an index entry (never past its answer's)"
+    )
+    max_entries_per_tenant: int = Field(
+        default=10_000, gt=0, description="Beyond this the entries closest to expiry are dropped"
+    )
+    # Each word is at least one of the model's 256 word pieces, so 128 keeps the whole
+    # question inside the window the embedding reads (past it, an edit is unseen).
+    max_query_tokens: int = Field(
+        default=128,
+        gt=0,
+        le=250,
+        description="Questions with more words and punctuation marks are left to the exact cache",
+    )
+    max_candidates: int = Field(
+        default=32,
+        gt=0,
+        description="Entries compared per lookup, the ones sharing the most LSH buckets with "
+        "the question",
+    )
+
+
+class CacheSettings(BaseModel):
+    """The ``cache:`` section of the config file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = Field(default=True, description="Cache answers in Redis")
+    mode: Literal["deterministic", "always"] = Field(
+        default="deterministic",
+        description="`deterministic`: only requests a client could expect to repeat "
+        "(temperature 0 or a seed); `always`: every request, as a cost saver for clients that "
+        "accept repeats",
+    )
+    ttl_s: int = Field(
+        default=3600,
+        gt=0,
+        description="Lifetime of a cached answer (a tenant's cache_ttl_s overrides it)",
+    )
+    max_entry_bytes: int = Field(
+        default=1_000_000, gt=0, description="Answers larger than this (as JSON) are not cached"
+    )
+    semantic: SemanticCacheSettings = Field(
+        default=SemanticCacheSettings(),
+        description="Near-identical questions answered from the exact cache (see "
+        "router/state/semantic_cache.py); off by default",
+    )
+
+
 class Config(_Strict):
     """The whole configuration, validated."""
 
@@ -440,6 +522,16 @@ class Config(_Strict):
             raise ValueError("tenants: a tenant name is listed more than once")
         return self
 
+    @model_validator(mode="after")
+    def _check_providers(self) -> Config:
+        """Refuse reasoning settings a tier's provider cannot take, instead of dropping them.
+
+        Part of the model, so a ``Config(...)`` built in code is checked like a file.
+        """
+        if self.tiers:  # LiteLLM knows the providers; it is loaded only when there are tiers
+            _check_efforts(self)
+        return self
+
     def deployment(self, model_name: str) -> ModelDeployment | None:
         return next((m for m in self.model_list if m.model_name == model_name), None)
 
@@ -469,10 +561,11 @@ def build_config(raw: Mapping[str, Any], *, source: str = "config") -> Config:
         config = Config.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "(top level)"
         message = first["msg"].removeprefix("Value error, ")
+        if not first["loc"]:  # the whole-config checks name their field in the message
+            raise ConfigError(f"{source}: {message}") from None
+        field = ".".join(str(part) for part in first["loc"])
         raise ConfigError(f"{source}: {field}: {message}") from None
-    _check_efforts(config, source)
     return config
 
 
@@ -546,13 +639,13 @@ def _substitute(value: Any, env: Mapping[str, str], path: Path, where: tuple[str
     return value
 
 
-def _check_efforts(config: Config, source: str) -> None:
-    """Refuse reasoning settings a tier's provider cannot take, instead of dropping them."""
+def _check_efforts(config: Config) -> None:
+    """Raise ValueError naming the tier field whose setting its provider cannot take."""
     from router.upstream.reasoning import check_pair, check_tier
 
     for tier_name, tier in config.tiers.items():
         deployment = config.deployment(tier.model)
-        assert deployment is not None  # checked by the model validator
+        assert deployment is not None  # checked by _check_references
         try:
             problem = check_tier(
                 deployment.litellm_params,
@@ -560,16 +653,16 @@ def _check_efforts(config: Config, source: str) -> None:
                 tier.thinking_settings,
             )
         except Exception as exc:  # LiteLLM raises its own BadRequestError subclasses here
-            raise ConfigError(
-                f"{source}: model_list.{tier.model}.litellm_params.model: LiteLLM does not know "
+            raise ValueError(
+                f"model_list.{tier.model}.litellm_params.model: LiteLLM does not know "
                 f"{deployment.litellm_model!r} ({exc})"
             ) from None
         if problem is not None:
-            raise ConfigError(f"{source}: tiers.{tier_name}.{problem.field}: {problem.message}")
+            raise ValueError(f"tiers.{tier_name}.{problem.field}: {problem.message}")
     if set(config.tiers) == {"fast", "reasoning"}:
         fast, reasoning = config.tiers["fast"], config.tiers["reasoning"]
         problem = check_pair(
             (fast.model, fast.thinking_settings), (reasoning.model, reasoning.thinking_settings)
         )
         if problem is not None:
-            raise ConfigError(f"{source}: tiers.{problem.field}: {problem.message}")
+            raise ValueError(f"tiers.{problem.field}: {problem.message}")

@@ -26,10 +26,9 @@ import math
 import re
 import zlib
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from router.config import CacheSettings, SemanticCacheSettings
 from router.errors import StoreUnavailableError
 from router.requests import ChatRequest
 from router.state.store import Store
@@ -64,70 +63,6 @@ NOT_IN_KEY = frozenset({"stream", "stream_options", "user", "metadata", "cache"}
 PIECE_CHARS = 24
 MAX_PIECE_CHARS = 64
 _WORD_START = re.compile(r"(?<=\s)(?=\S)")
-
-
-class SemanticCacheSettings(BaseModel):
-    """The ``cache: {semantic: ...}`` section of the config file."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    enabled: bool = Field(
-        default=False, description="Answer near-identical questions from the exact cache"
-    )
-    min_similarity: float = Field(
-        default=0.95,
-        ge=0.8,
-        le=1.0,
-        description="Cosine similarity of the two questions' embeddings, after which the "
-        "guards decide",
-    )
-    ttl_s: int = Field(
-        default=3600, gt=0, description="Lifetime of an index entry (never past its answer's)"
-    )
-    max_entries_per_tenant: int = Field(
-        default=10_000, gt=0, description="Beyond this the entries closest to expiry are dropped"
-    )
-    # Each word is at least one of the model's 256 word pieces, so 128 keeps the whole
-    # question inside the window the embedding reads (past it, an edit is unseen).
-    max_query_tokens: int = Field(
-        default=128,
-        gt=0,
-        le=250,
-        description="Questions with more words and punctuation marks are left to the exact cache",
-    )
-    max_candidates: int = Field(
-        default=32,
-        gt=0,
-        description="Entries compared per lookup, the ones sharing the most LSH buckets with "
-        "the question",
-    )
-
-
-class CacheSettings(BaseModel):
-    """The ``cache:`` section of the config file."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    enabled: bool = Field(default=True, description="Cache answers in Redis")
-    mode: Literal["deterministic", "always"] = Field(
-        default="deterministic",
-        description="`deterministic`: only requests a client could expect to repeat "
-        "(temperature 0 or a seed); `always`: every request, as a cost saver for clients that "
-        "accept repeats",
-    )
-    ttl_s: int = Field(
-        default=3600,
-        gt=0,
-        description="Lifetime of a cached answer (a tenant's cache_ttl_s overrides it)",
-    )
-    max_entry_bytes: int = Field(
-        default=1_000_000, gt=0, description="Answers larger than this (as JSON) are not cached"
-    )
-    semantic: SemanticCacheSettings = Field(
-        default=SemanticCacheSettings(),
-        description="Near-identical questions answered from the exact cache (see "
-        "router/state/semantic_cache.py); off by default",
-    )
 
 
 def cache_key(

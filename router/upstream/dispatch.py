@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 import litellm
 
-from router.config import Config, ModelDeployment, Tier
+from router.config import Config, ModelDeployment, Thinking, Tier
 from router.errors import (
     InvalidRequestError,
     RateLimitError,
@@ -41,7 +41,7 @@ from router.errors import (
     UpstreamUnavailableError,
 )
 from router.upstream.openai_direct import DirectOpenAI, is_direct_eligible
-from router.upstream.reasoning import Thinking, fit_to_max_tokens, litellm_kwargs
+from router.upstream.reasoning import fit_to_max_tokens, litellm_kwargs
 
 __all__ = [
     "Dispatcher",

@@ -26,14 +26,15 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import litellm
 
+if TYPE_CHECKING:  # the config imports this module to check tiers: types only here
+    from router.config import Thinking
+
 __all__ = [
     "Problem",
-    "Thinking",
     "check_pair",
     "check_tier",
     "fit_to_max_tokens",
@@ -50,19 +51,6 @@ CHAT_TEMPLATE_PROVIDERS = frozenset({"hosted_vllm", "openai"})
 OLLAMA_PROVIDERS = frozenset({"ollama", "ollama_chat"})
 # Gemini models that cannot turn thinking off (2.5 Pro, 3 Pro and later Pros).
 _ALWAYS_THINKS = re.compile(r"gemini-(?:2\.5|[3-9](?:\.\d+)?)-pro")
-
-
-@dataclass(frozen=True, slots=True)
-class Thinking:
-    """A tier's reasoning settings; all unset means the provider's default."""
-
-    effort: str | None = None
-    is_enabled: bool | None = None
-    budget_tokens: int | None = None
-
-    @property
-    def is_default(self) -> bool:
-        return self.effort is None and self.is_enabled is None and self.budget_tokens is None
 
 
 class Problem(NamedTuple):
@@ -93,6 +81,7 @@ def _provider(model: str, custom_llm_provider: str | None, api_base: str | None)
 def litellm_kwargs(litellm_params: Mapping[str, Any], thinking: Thinking) -> dict[str, Any]:
     """The LiteLLM arguments that make the deployment think as ``thinking`` says.
 
+    >>> from router.config import Thinking
     >>> litellm_kwargs({"model": "ollama_chat/qwen3"}, Thinking(is_enabled=False))
     {'reasoning_effort': 'none'}
     """

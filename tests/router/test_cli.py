@@ -211,7 +211,7 @@ def test_litellm_uses_its_bundled_prices_unless_told_otherwise(setting, expected
     env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOCAL_MODEL_COST_MAP"}
     if setting is not None:
         env["LITELLM_LOCAL_MODEL_COST_MAP"] = setting
-    code = "import os, router; print(os.environ['LITELLM_LOCAL_MODEL_COST_MAP'])"
+    code = "import os, router.upstream; print(os.environ['LITELLM_LOCAL_MODEL_COST_MAP'])"
     result = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )

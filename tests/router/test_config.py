@@ -1,8 +1,12 @@
 """Config files: substitution, validation, and errors that name the file and field."""
 
+import json
+import subprocess
+import sys
+
 import pytest
 
-from router.config import build_config, config_from_environment, load_config
+from router.config import Config, build_config, config_from_environment, load_config
 from router.errors import ConfigError
 
 GOOD = """
@@ -94,3 +98,25 @@ def test_printing_a_config_never_shows_a_key():
     })  # fmt: skip
     for shown in (repr(config), str(config), repr(config.tenants[0]), repr(config.model_list)):
         assert "secret" not in shown
+
+
+def test_config_built_in_code_is_checked_against_its_provider_too():
+    models = [{"model_name": n, "litellm_params": {"model": "openai/gpt-4o-mini"}}
+              for n in ("fast", "reasoning")]  # fmt: skip
+    tiers = {"fast": {"model": "fast"}, "reasoning": {"model": "reasoning",
+                                                      "reasoning_effort": "high"}}  # fmt: skip
+    with pytest.raises(ValueError, match="tiers.reasoning.reasoning_effort"):
+        Config(model_list=models, tiers=tiers)
+    with pytest.raises(ConfigError, match="^config: tiers.reasoning.reasoning_effort: "):
+        build_config({"model_list": models, "tiers": tiers})
+
+
+def test_importing_the_config_loads_neither_litellm_nor_redis():
+    code = (
+        "import sys, router; router.Config; "
+        "print(json.dumps([m for m in ('litellm', 'redis', 'aiohttp') if m in sys.modules]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", f"import json; {code}"], capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout) == []
