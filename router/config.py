@@ -392,7 +392,29 @@ class RedisConfig(_Strict):
 class DispatchConfig(_Strict):
     """How model calls are made."""
 
-    timeout_s: float = Field(default=600.0, gt=0, description="Bound on one model call")
+    # A reasoning model may think for minutes before its first token and then stream for
+    # minutes more: a limit on the whole call would cut exactly the answers worth waiting for.
+    # So the limits are on silence: before the answer starts, and between stream chunks.
+    connect_timeout_s: float = Field(
+        default=10.0, gt=0, description="Bound on opening a connection to the model provider"
+    )
+    timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="Time to first byte: how long a model may stay silent before it answers "
+        "(a stream's first chunk; a non-streaming answer), per try",
+    )
+    idle_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Longest silence between two chunks of a stream; a stream still producing "
+        "is never cut. Unset: timeout_s",
+    )
+    stream_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="A cap on a whole stream, however steadily it produces; unset: none",
+    )
     num_retries: int = Field(
         default=1, ge=0, description="Retries of a failed model call before falling back"
     )
@@ -406,6 +428,17 @@ class DispatchConfig(_Strict):
         description="Send OpenAI-compatible deployments over the proxy's own transport, with "
         "LiteLLM's parameter translation; false sends every call via LiteLLM",
     )
+
+    @property
+    def idle_s(self) -> float:
+        """The longest silence allowed between stream chunks."""
+        return self.idle_timeout_s if self.idle_timeout_s is not None else self.timeout_s
+
+    @property
+    def read_s(self) -> float:
+        """What a transport may wait on one read of a stream: the longer of the two silences
+        (the dispatcher holds each to its own limit)."""
+        return max(self.timeout_s, self.idle_s)
 
 
 class SemanticCacheSettings(BaseModel):

@@ -121,9 +121,11 @@ class Router:
         self.tracing = tracing or Tracing()  # off unless given
         self.store = store
         if budgets is None and store is not None:
-            # A reservation outlives the longest call it can cover, then expires.
+            # A reservation outlives the longest call it can cover, then expires; a stream
+            # without stream_timeout_s has no longest (settling after expiry still charges).
             dispatch = config.dispatch
             ttl = dispatch.timeout_s * (dispatch.num_retries + 1) * 2 + 60
+            ttl += dispatch.stream_timeout_s or 0.0
             budgets = Budgets(store, reservation_ttl_s=ttl)
         self.budgets = budgets
         self.answers = None

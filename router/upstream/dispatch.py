@@ -21,17 +21,21 @@ every call is logged as usual.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import httpx
 import litellm
 
 from router.config import Config, ModelDeployment, Thinking, Tier
+from router.environment import Environment, read_environment
 from router.errors import (
     InvalidRequestError,
     RateLimitError,
@@ -139,17 +143,32 @@ class Served:
 class Dispatcher:
     """Calls LiteLLM for a target, falling back to a second target on upstream faults.
 
-    ``completion`` is LiteLLM's ``acompletion`` unless a test passes another.
+    ``completion`` is LiteLLM's ``acompletion`` unless a test passes another; ``env``
+    holds the provider variables the direct transport reads as LiteLLM does.
+
+    Timeouts limit silence, not length (see ``DispatchConfig``): a stream's first
+    chunk must come within ``timeout_s`` and each later one within ``idle_s``, on
+    either transport, and only ``stream_timeout_s`` caps a stream that keeps producing.
     """
 
-    def __init__(self, *, config: Config, completion: Completion | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        completion: Completion | None = None,
+        env: Environment | None = None,
+    ) -> None:
         self.config = config
         self.completion = completion or litellm.acompletion
         dispatch = config.dispatch
         self.direct = None
         if dispatch.direct_openai and completion is None:
             self.direct = DirectOpenAI(
-                timeout_s=dispatch.timeout_s, num_retries=dispatch.num_retries
+                timeout_s=dispatch.timeout_s,
+                num_retries=dispatch.num_retries,
+                connect_timeout_s=dispatch.connect_timeout_s,
+                stream_read_s=dispatch.read_s,
+                env=(env or read_environment()).variables,
             )
         self._direct_models = {m.model_name for m in config.model_list if is_direct_eligible(m)}
 
@@ -190,6 +209,7 @@ class Dispatcher:
         self, params: dict[str, Any], target: Target, fallback: Target | None
     ) -> tuple[AsyncIterator[dict[str, Any]], Served]:
         """A stream of chunk dicts; returns once the first chunk has arrived."""
+        dispatch = self.config.dispatch
 
         async def attempt(current: Target) -> AsyncIterator[dict[str, Any]]:
             upstream = None
@@ -202,11 +222,13 @@ class Dispatcher:
                     )  # fmt: skip
                 else:
                     upstream = await self._call(self._arguments(params, current, stream=True))
-                first = await anext(aiter(upstream))
+                async with asyncio.timeout(dispatch.timeout_s):
+                    first = await anext(aiter(upstream))
             except BaseException:
                 await _close(upstream)
                 raise
-            return _chunks(first, upstream)
+            limits = {"idle_s": dispatch.idle_s, "total_s": dispatch.stream_timeout_s}
+            return _chunks(first, upstream, **limits)
 
         return await self._with_fallback(attempt, target, fallback)
 
@@ -241,7 +263,10 @@ class Dispatcher:
 
     def _arguments(self, params: dict[str, Any], target: Target, *, stream: bool) -> dict[str, Any]:
         arguments = {**params, **target.deployment.litellm_params}
-        arguments["timeout"] = self.config.dispatch.timeout_s
+        dispatch = self.config.dispatch
+        # Per read, as httpx takes it; the dispatcher holds a stream's silences to their limits.
+        read_s = dispatch.read_s if stream else dispatch.timeout_s
+        arguments["timeout"] = httpx.Timeout(read_s, connect=dispatch.connect_timeout_s)
         arguments["num_retries"] = self.config.dispatch.num_retries
         for name, value in _reasoning(params, target).items():
             if name == "extra_body":  # keep what the deployment's own extra_body says
@@ -395,11 +420,27 @@ def _as_dict(response: Any) -> dict[str, Any]:
     return response.model_dump(exclude_none=True)  # type: ignore[no-any-return]
 
 
-async def _chunks(first: Any, upstream: Any) -> AsyncIterator[dict[str, Any]]:
+async def _chunks(
+    first: Any, upstream: Any, *, idle_s: float, total_s: float | None
+) -> AsyncIterator[dict[str, Any]]:
+    """The stream from its first chunk on; each next chunk must come within ``idle_s``, and
+    the whole within ``total_s`` (``None``: as long as it keeps producing)."""
+    loop = asyncio.get_running_loop()
+    end = math.inf if total_s is None else loop.time() + total_s
+    chunks = aiter(upstream)
     try:
         yield _as_dict(first)
-        async for chunk in upstream:
+        while True:
+            try:
+                # Never yield inside the timeout: it would time the client, not the model.
+                async with asyncio.timeout_at(min(loop.time() + idle_s, end)):
+                    chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
             yield _as_dict(chunk)
+    except TimeoutError:
+        cause = "ran past stream_timeout_s" if loop.time() >= end else "stopped answering"
+        raise UpstreamTimeoutError(f"the model {cause} mid-stream") from None
     except Exception as exc:
         raise translate(exc) from exc
     finally:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import os
 import random
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -66,9 +65,29 @@ def is_direct_eligible(deployment: ModelDeployment) -> bool:
 class DirectOpenAI:
     """Chat completions over one aiohttp session per event loop."""
 
-    def __init__(self, *, timeout_s: float, num_retries: int) -> None:
+    def __init__(
+        self,
+        *,
+        timeout_s: float,
+        num_retries: int,
+        connect_timeout_s: float = 10.0,
+        stream_read_s: float | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        # Limits on silence, never on a whole call (see DispatchConfig): a non-streaming
+        # answer must start within timeout_s, a stream may pause for stream_read_s per read.
         self.timeout_s = timeout_s
         self.num_retries = num_retries
+        self._timeouts = {
+            False: aiohttp.ClientTimeout(
+                total=None, sock_connect=connect_timeout_s, sock_read=timeout_s
+            ),
+            True: aiohttp.ClientTimeout(
+                total=None, sock_connect=connect_timeout_s, sock_read=stream_read_s or timeout_s
+            ),
+        }
+        # OPENAI_API_BASE and OPENAI_API_KEY stand in for a deployment's own, as in LiteLLM.
+        self._env = dict(env or {})
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 
     async def complete(
@@ -82,7 +101,7 @@ class DirectOpenAI:
         url, headers, body = self._request(
             deployment, params, effort, stream=False, extra_body=extra_body
         )
-        async with await self._send(url, headers, body) as response:
+        async with await self._send(url, headers, body, stream=False) as response:
             raw = await response.read()
         try:
             answer = json.loads(raw)
@@ -104,7 +123,7 @@ class DirectOpenAI:
         url, headers, body = self._request(
             deployment, params, effort, stream=True, extra_body=extra_body
         )
-        response = await self._send(url, headers, body)
+        response = await self._send(url, headers, body, stream=True)
         return _sse_chunks(response)
 
     async def aclose(self) -> None:
@@ -138,8 +157,8 @@ class DirectOpenAI:
             body["stream_options"] = {"include_usage": True}
         else:
             body.pop("stream", None)
-        base = litellm_params.get("api_base") or os.environ.get("OPENAI_API_BASE")
-        api_key = litellm_params.get("api_key") or os.environ.get("OPENAI_API_KEY")
+        base = litellm_params.get("api_base") or self._env.get("OPENAI_API_BASE")
+        api_key = litellm_params.get("api_key") or self._env.get("OPENAI_API_KEY")
         headers = {"content-type": "application/json"}
         if api_key:
             headers["authorization"] = f"Bearer {api_key}"
@@ -148,13 +167,16 @@ class DirectOpenAI:
         url = f"{(base or DEFAULT_API_BASE).rstrip('/')}/chat/completions"
         return url, headers, json.dumps(body, separators=(",", ":")).encode()
 
-    async def _send(self, url: str, headers: dict[str, str], body: bytes) -> aiohttp.ClientResponse:
+    async def _send(
+        self, url: str, headers: dict[str, str], body: bytes, *, stream: bool
+    ) -> aiohttp.ClientResponse:
         """POST with retries; returns a 200 response whose body is still unread."""
         session = self._session()
+        timeout = self._timeouts[stream]
         for attempt in range(self.num_retries + 1):
             last = attempt == self.num_retries
             try:
-                response = await session.post(url, data=body, headers=headers)
+                response = await session.post(url, data=body, headers=headers, timeout=timeout)
             except TimeoutError:
                 if last:
                     raise UpstreamTimeoutError("the model did not answer in time") from None
@@ -183,8 +205,7 @@ class DirectOpenAI:
         loop = asyncio.get_running_loop()
         session = self._sessions.get(loop)
         if session is None or session.closed:
-            timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-            session = aiohttp.ClientSession(timeout=timeout, raise_for_status=False)
+            session = aiohttp.ClientSession(timeout=self._timeouts[False], raise_for_status=False)
             self._sessions[loop] = session
         return session
 

@@ -55,6 +55,8 @@ class ModelBehaviour:
     cut_stream_after: drop the connection after this many content chunks, without [DONE].
     malformed: answer 200 with a body (or SSE chunk) that is not valid JSON.
     chunk_delay_s: sleep between stream chunks.
+    stall_after / stall_s: after this many content chunks, fall silent for stall_s once
+        (a model that stops answering mid-stream).
     error_rate: this fraction of requests, in [0, 1], fails with a 500. Deterministic, so a
         run can be repeated: request n (from 0) fails when floor((n+1)*rate) > floor(n*rate),
         e.g. 0.5 fails every second request and 1.0 every one.
@@ -68,6 +70,8 @@ class ModelBehaviour:
     cut_stream_after: int | None = None
     malformed: bool = False
     chunk_delay_s: float = 0.0
+    stall_after: int | None = None
+    stall_s: float = 0.0
     error_rate: float = 0.0
 
     def __post_init__(self) -> None:  # replace() runs this too, so /_control is checked
@@ -230,6 +234,8 @@ async def stream_events(
     for i, word in enumerate(reply):
         if b.cut_stream_after is not None and i >= b.cut_stream_after:
             raise StreamCut
+        if i == b.stall_after:
+            await asyncio.sleep(b.stall_s)
         await asyncio.sleep(b.chunk_delay_s)
         yield chunk({"content": word if i == 0 else " " + word})
     yield chunk({}, full["choices"][0]["finish_reason"])

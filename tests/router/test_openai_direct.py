@@ -107,6 +107,51 @@ async def test_a_stream_cut_mid_way_raises_after_what_arrived(clean_upstream):
         await d.aclose()
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "litellm"])
+async def test_a_stream_producing_past_timeout_s_is_not_cut(clean_upstream, direct):
+    # Six words a third of a second apart: about two seconds, twice timeout_s. Only the
+    # silences are limited (the direct transport used to cut the whole stream at timeout_s).
+    d = dispatcher(clean_upstream.base_url, timeout_s=1.0, direct_openai=direct)
+    try:
+        clean_upstream.control("fast-model", chunk_delay_s=0.33)
+        chunks, _ = await d.stream({"messages": ASK}, target(d), None)
+        words = [c["choices"][0]["delta"].get("content") async for c in chunks if c["choices"]]
+        text = "".join(word or "" for word in words)
+        assert text == "[fast-model] answer to: Is 91 prime?"
+        assert clean_upstream.streams[-1]["outcome"] == "completed"
+    finally:
+        await d.aclose()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "litellm"])
+async def test_a_stream_that_goes_silent_is_cut_after_idle_timeout_s(clean_upstream, direct):
+    d = dispatcher(clean_upstream.base_url, idle_timeout_s=0.5, direct_openai=direct)
+    try:
+        clean_upstream.control("fast-model", stall_after=2, stall_s=30.0)
+        chunks, _ = await d.stream({"messages": ASK}, target(d), None)
+        received = []
+        with pytest.raises(UpstreamTimeoutError, match="stopped answering mid-stream"):
+            async for chunk in chunks:
+                received.append(chunk)
+        assert len(received) == 3  # the role chunk and two words, then silence
+    finally:
+        await d.aclose()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "litellm"])
+async def test_a_model_that_never_starts_is_cut_after_timeout_s(clean_upstream, direct):
+    d = dispatcher(clean_upstream.base_url, timeout_s=0.5, direct_openai=direct)
+    try:
+        clean_upstream.control("fast-model", first_byte_latency_s=30.0)
+        with pytest.raises(UpstreamTimeoutError):
+            await d.stream({"messages": ASK}, target(d), None)
+    finally:
+        await d.aclose()
+
+
 @pytest.mark.parametrize(
     ("status", "body", "kind", "code"),
     [
