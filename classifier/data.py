@@ -223,9 +223,10 @@ def _text_of(obj: dict[str, Any], fail: Any) -> str:
             raise fail("'messages' must be a list of chat messages")
         text = text_for_scoring(messages)
     else:
-        text = obj.get("prompt")
-        if not isinstance(text, str):
+        prompt = obj.get("prompt")
+        if not isinstance(prompt, str):
             raise fail("missing 'prompt' (a string) or 'messages'")
+        text = prompt
     if not text.strip():
         raise fail("the prompt is empty")
     return text

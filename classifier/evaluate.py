@@ -55,6 +55,7 @@ def evaluate(
             report.update(_summary(curve))
             report["baselines"] = {
                 "random": {"apgr": 0.5, "cpt50": 0.5, "cpt80": 0.8},
+                # Ignored: _curve is None only without rows, and the router's curve had them.
                 "oracle": _summary(_curve(records, _oracle(records), headline)),  # type: ignore[arg-type]
             }
         report["operating_points"] = {
@@ -95,7 +96,9 @@ def _curve(
     chosen = [records[i] for i in rows]
     try:
         return routing_curve(
-            scores[rows], [r.low_score for r in chosen], [r.high_score for r in chosen]
+            scores[rows],
+            np.array([r.low_score for r in chosen], dtype=np.float64),
+            np.array([r.high_score for r in chosen], dtype=np.float64),
         )
     except ValueError:  # no gap between the models on these rows: PGR is undefined
         return None

@@ -81,7 +81,10 @@ class TreeGain(RegressorMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> TreeGain:
-        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
+        checked: tuple[NDArray[np.float64], NDArray[Any]] = validate_data(
+            self, X, y, dtype=np.float64, y_numeric=True
+        )
+        X, y = checked
         projected = X.shape[1] - self.n_passthrough
         if projected < 1:
             raise ValueError(

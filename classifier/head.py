@@ -120,7 +120,10 @@ class DifficultyHead(ClassifierMixin, BaseEstimator):
         """
         if self.calibration not in ("sigmoid", None):
             raise ValueError(f"calibration must be 'sigmoid' or None, got {self.calibration!r}")
-        X, y = validate_data(self, X, y, dtype=np.float64)
+        checked: tuple[NDArray[np.float64], NDArray[Any]] = validate_data(
+            self, X, y, dtype=np.float64
+        )
+        X, y = checked
         # raise_unknown gives sklearn's own "Unknown label type" error for junk labels.
         target_type = type_of_target(y, input_name="y", raise_unknown=True)
         if target_type != "binary":
@@ -151,8 +154,8 @@ class DifficultyHead(ClassifierMixin, BaseEstimator):
     def decision_function(self, X: ArrayLike) -> NDArray[np.float64]:
         """Calibrated log-odds that the reasoning model does better."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        raw = _forward((X - self.mean_) / self.scale_, self.coefs_, self.intercepts_)
+        valid: NDArray[np.float64] = validate_data(self, X, dtype=np.float64, reset=False)
+        raw = _forward((valid - self.mean_) / self.scale_, self.coefs_, self.intercepts_)
         slope, offset = self.calibration_
         return np.asarray(slope * raw + offset, dtype=np.float64)
 
@@ -193,7 +196,7 @@ class DifficultyHead(ClassifierMixin, BaseEstimator):
             out_of_fold[test] = _forward(Z[test], *_layers(fold_model))
         return fit_platt(out_of_fold[mask], y[mask], w[mask])
 
-    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+    def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
         return tags

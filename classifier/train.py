@@ -131,7 +131,9 @@ def operating_points(records: Sequence[Record], scores: NDArray[np.float64]) -> 
     rows = [i for i, r in enumerate(records) if r.measures_routing]
     chosen = [records[i] for i in rows]
     curve = routing_curve(
-        scores[rows], [r.low_score for r in chosen], [r.high_score for r in chosen]
+        scores[rows],
+        np.array([r.low_score for r in chosen], dtype=np.float64),
+        np.array([r.high_score for r in chosen], dtype=np.float64),
     )
     return {
         mode: threshold_for_pgr(scores[rows], curve, target)
@@ -300,8 +302,8 @@ def _unseen_report(
         "groups": {},
     }
     for group in tqdm(sorted(set(groups)), desc="unseen kinds", disable=True):
-        held = np.flatnonzero(groups == group)
-        kept = np.flatnonzero(groups != group)
+        held = np.flatnonzero(groups == group).tolist()
+        kept = np.flatnonzero(groups != group).tolist()
         try:
             require_trainable([records[i] for i in kept])
         except TrainingDataError:  # the rest cannot train a head: nothing to judge it by

@@ -16,7 +16,11 @@ from sklearn.utils.validation import check_is_fitted
 
 __all__ = ["TreeEnsemble"]
 
-_NODE_ARRAYS = {"feature": np.int64, "threshold": np.float64, "left": np.int64}
+_NODE_ARRAYS: dict[str, type[np.generic]] = {
+    "feature": np.int64,
+    "threshold": np.float64,
+    "left": np.int64,
+}
 _NODE_ARRAYS |= {"right": np.int64, "value": np.float64, "missing_left": np.bool_}
 # sklearn gives a "split on missing" (NaN right, everything else left) the
 # threshold +inf, which JSON cannot hold. The largest float splits finite values

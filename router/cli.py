@@ -124,7 +124,6 @@ def _run_serve(args: argparse.Namespace) -> int:
             embedded = stack.enter_context(EmbeddedRedis(data_dir))
             redis_url = embedded.url
             print(f"thinkroute: no REDIS_URL; embedded Redis in {embedded.data_dir}")
-        keys = {"admin_key": env.admin_key, "metrics_key": env.metrics_key}
         admin = "on" if env.admin_key else "off (set THINKROUTE_ADMIN_KEY)"
         print(f"thinkroute: Redis at {redact_url(redis_url)}; admin API {admin}")
         print(f"thinkroute: listening on http://{args.host}:{args.port}/v1 "
@@ -134,7 +133,8 @@ def _run_serve(args: argparse.Namespace) -> int:
                    "log_config": None}  # fmt: skip
         if args.workers == 1:
             router = Router.from_config(config, env=env, redis_url=redis_url)
-            uvicorn.run(create_app(router, **keys), **options)
+            app = create_app(router, admin_key=env.admin_key, metrics_key=env.metrics_key)
+            uvicorn.run(app, **options)
             return 0
         # Each worker process builds its own app from what this one resolved.
         os.environ.update({

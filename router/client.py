@@ -38,6 +38,10 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from router.policy import RouteDecision
 
+# openai's client hands back the parsed JSON body as it is when asked for `object`; every
+# thinkroute route answers with a JSON object.
+JSON_BODY = cast("type[dict[str, Any]]", object)
+
 __all__ = [
     "AsyncAdmin",
     "AsyncClient",
@@ -82,8 +86,9 @@ def feedback(
     tier too (after asking it yourself) to say which model was better. A
     second score for the same request and tier replaces the first.
     """
-    # cast_to=object: the openai client hands back the parsed JSON as it came.
-    receipt = client.post("/feedback", body=_body(request_id, score, tier, comment), cast_to=object)
+    receipt = client.post(
+        "/feedback", body=_body(request_id, score, tier, comment), cast_to=JSON_BODY
+    )
     return cast(FeedbackReceipt, receipt)
 
 
@@ -97,7 +102,7 @@ async def afeedback(
 ) -> FeedbackReceipt:
     """:func:`feedback` through an ``AsyncOpenAI`` client."""
     receipt = await client.post(
-        "/feedback", body=_body(request_id, score, tier, comment), cast_to=object
+        "/feedback", body=_body(request_id, score, tier, comment), cast_to=JSON_BODY
     )
     return cast(FeedbackReceipt, receipt)
 
@@ -135,6 +140,7 @@ def decision_from_headers(headers: Mapping[str, str]) -> RouteDecision:
     """The :class:`RouteDecision` a proxy response's ``x-thinkroute-*`` headers describe."""
     effort = headers.get("x-thinkroute-effort")
     return RouteDecision(
+        # Ignored: the tier is whatever the proxy's header names, taken as sent.
         tier=headers.get("x-thinkroute-tier", ""),  # type: ignore[arg-type]
         score=_number(headers.get("x-thinkroute-score")),
         threshold=_number(headers.get("x-thinkroute-threshold")),
@@ -211,12 +217,14 @@ class Client:
 
     def route(self, messages: Messages, *, model: str = "auto", **params: Any) -> RouteDecision:
         """Where the proxy would send this request, without calling a model."""
-        body = self.openai.post("/route", body=_chat_body(messages, model, params), cast_to=object)
+        body = self.openai.post(
+            "/route", body=_chat_body(messages, model, params), cast_to=JSON_BODY
+        )
         return _decision(body)
 
     def usage(self) -> dict[str, Any]:
         """This key's tenant's spend, requests and budget state (``GET /v1/usage``)."""
-        return self.openai.get("/usage", cast_to=object)
+        return self.openai.get("/usage", cast_to=JSON_BODY)
 
     def feedback(self, request_id: str | None, *, score: float, tier: Tier | None = None,
                  comment: str | None = None) -> FeedbackReceipt:  # fmt: skip
@@ -240,33 +248,33 @@ class Admin:
         self.openai = openai
 
     def tenants(self) -> list[dict[str, Any]]:
-        return self.openai.get("/tenants", cast_to=object)["data"]
+        return self.openai.get("/tenants", cast_to=JSON_BODY)["data"]
 
     def tenant(self, name: str) -> dict[str, Any]:
-        return self.openai.get(f"/tenants/{name}", cast_to=object)
+        return self.openai.get(f"/tenants/{name}", cast_to=JSON_BODY)
 
     def create_tenant(self, spec: Mapping[str, Any]) -> dict[str, Any]:
         """A tenant from a config-shaped spec: ``{"name": ..., "budget": {...}, ...}``."""
-        return self.openai.post("/tenants", body=dict(spec), cast_to=object)
+        return self.openai.post("/tenants", body=dict(spec), cast_to=JSON_BODY)
 
     def update_tenant(self, name: str, changes: Mapping[str, Any]) -> dict[str, Any]:
-        return self.openai.patch(f"/tenants/{name}", body=dict(changes), cast_to=object)
+        return self.openai.patch(f"/tenants/{name}", body=dict(changes), cast_to=JSON_BODY)
 
     def delete_tenant(self, name: str) -> dict[str, Any]:
-        return self.openai.delete(f"/tenants/{name}", cast_to=object)
+        return self.openai.delete(f"/tenants/{name}", cast_to=JSON_BODY)
 
     def issue_key(self, name: str) -> dict[str, Any]:
         """A new key for the tenant; ``["key"]`` is shown only in this answer."""
-        return self.openai.post(f"/tenants/{name}/keys", cast_to=object)
+        return self.openai.post(f"/tenants/{name}/keys", cast_to=JSON_BODY)
 
     def keys(self, name: str) -> list[dict[str, Any]]:
-        return self.openai.get(f"/tenants/{name}/keys", cast_to=object)["data"]
+        return self.openai.get(f"/tenants/{name}/keys", cast_to=JSON_BODY)["data"]
 
     def revoke_key(self, name: str, key_id: str) -> dict[str, Any]:
-        return self.openai.delete(f"/tenants/{name}/keys/{key_id}", cast_to=object)
+        return self.openai.delete(f"/tenants/{name}/keys/{key_id}", cast_to=JSON_BODY)
 
     def usage(self, name: str) -> dict[str, Any]:
-        return self.openai.get(f"/tenants/{name}/usage", cast_to=object)
+        return self.openai.get(f"/tenants/{name}/usage", cast_to=JSON_BODY)
 
 
 # --- async ---------------------------------------------------------------------------------
@@ -307,12 +315,12 @@ class AsyncClient:
         self, messages: Messages, *, model: str = "auto", **params: Any
     ) -> RouteDecision:
         body = await self.openai.post(
-            "/route", body=_chat_body(messages, model, params), cast_to=object
+            "/route", body=_chat_body(messages, model, params), cast_to=JSON_BODY
         )
         return _decision(body)
 
     async def usage(self) -> dict[str, Any]:
-        return await self.openai.get("/usage", cast_to=object)
+        return await self.openai.get("/usage", cast_to=JSON_BODY)
 
     async def feedback(self, request_id: str | None, *, score: float, tier: Tier | None = None,
                        comment: str | None = None) -> FeedbackReceipt:  # fmt: skip
@@ -335,28 +343,28 @@ class AsyncAdmin:
         self.openai = openai
 
     async def tenants(self) -> list[dict[str, Any]]:
-        return (await self.openai.get("/tenants", cast_to=object))["data"]
+        return (await self.openai.get("/tenants", cast_to=JSON_BODY))["data"]
 
     async def tenant(self, name: str) -> dict[str, Any]:
-        return await self.openai.get(f"/tenants/{name}", cast_to=object)
+        return await self.openai.get(f"/tenants/{name}", cast_to=JSON_BODY)
 
     async def create_tenant(self, spec: Mapping[str, Any]) -> dict[str, Any]:
-        return await self.openai.post("/tenants", body=dict(spec), cast_to=object)
+        return await self.openai.post("/tenants", body=dict(spec), cast_to=JSON_BODY)
 
     async def update_tenant(self, name: str, changes: Mapping[str, Any]) -> dict[str, Any]:
-        return await self.openai.patch(f"/tenants/{name}", body=dict(changes), cast_to=object)
+        return await self.openai.patch(f"/tenants/{name}", body=dict(changes), cast_to=JSON_BODY)
 
     async def delete_tenant(self, name: str) -> dict[str, Any]:
-        return await self.openai.delete(f"/tenants/{name}", cast_to=object)
+        return await self.openai.delete(f"/tenants/{name}", cast_to=JSON_BODY)
 
     async def issue_key(self, name: str) -> dict[str, Any]:
-        return await self.openai.post(f"/tenants/{name}/keys", cast_to=object)
+        return await self.openai.post(f"/tenants/{name}/keys", cast_to=JSON_BODY)
 
     async def keys(self, name: str) -> list[dict[str, Any]]:
-        return (await self.openai.get(f"/tenants/{name}/keys", cast_to=object))["data"]
+        return (await self.openai.get(f"/tenants/{name}/keys", cast_to=JSON_BODY))["data"]
 
     async def revoke_key(self, name: str, key_id: str) -> dict[str, Any]:
-        return await self.openai.delete(f"/tenants/{name}/keys/{key_id}", cast_to=object)
+        return await self.openai.delete(f"/tenants/{name}/keys/{key_id}", cast_to=JSON_BODY)
 
     async def usage(self, name: str) -> dict[str, Any]:
-        return await self.openai.get(f"/tenants/{name}/usage", cast_to=object)
+        return await self.openai.get(f"/tenants/{name}/usage", cast_to=JSON_BODY)

@@ -52,6 +52,8 @@ __all__ = [
 Mode = Literal["cheap", "balanced", "quality"]
 Effort = Literal["none", "minimal", "low", "medium", "high"]
 TierName = Literal["fast", "reasoning"]
+TIER_NAMES: tuple[TierName, ...] = ("fast", "reasoning")
+OUTPUT_TOKEN_ESTIMATES: dict[TierName, int] = {"fast": 1024, "reasoning": 8192}
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Money is kept as integer micro-dollars in Redis's 64-bit counters: a budget above this
 # (or an infinite one, which JSON's 1e309 becomes) would overflow them, or the conversion.
@@ -239,7 +241,7 @@ class TenantConfig(_Strict):
         "governed by allowed_tiers",
     )
     allowed_tiers: list[TierName] = Field(
-        default_factory=lambda: ["fast", "reasoning"],
+        default_factory=lambda: list(TIER_NAMES),
         description="Tiers routing may choose for it; a decision for another tier goes to the "
         "first one listed",
     )
@@ -528,7 +530,7 @@ class Config(_Strict):
     cache: CacheSettings = Field(default=CacheSettings(), description="The response cache")
     redis: RedisConfig = Field(default=RedisConfig(), description=RedisConfig.__doc__)
     output_token_estimates: dict[TierName, int] = Field(
-        default_factory=lambda: {"fast": 1024, "reasoning": 8192},
+        default_factory=OUTPUT_TOKEN_ESTIMATES.copy,
         description="Estimated output tokens per tier (reasoning included) when a request "
         "sets no max_tokens; budgets reserve this much",
     )

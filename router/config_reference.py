@@ -232,7 +232,7 @@ def _number(value: Any) -> str:
 
 def _default_of(field: FieldInfo) -> str:
     if field.default_factory is not None:
-        value = field.default_factory()  # type: ignore[call-arg]
+        value = field.get_default(call_default_factory=True, validated_data={})
     elif field.default is PydanticUndefined:
         return "required"
     else:

@@ -62,9 +62,10 @@ class RouteDecision:
 
 @dataclass(frozen=True, slots=True)
 class TierTarget:
-    """What the policy needs to know about a tier: its model, effort and usual latency."""
+    """What the policy needs to know about a tier: its model (``None``: no provider
+    configured, decisions only), effort and usual latency."""
 
-    model: str
+    model: str | None
     reasoning_effort: str | None = None
     typical_latency_s: float | None = None
 
@@ -93,7 +94,7 @@ def route_request(
     latency_limit_s: float | None = None,
     threshold_floor: float | None = None,
     fast_only_reason: str | None = None,
-    allowed_tiers: tuple[str, ...] = ("fast", "reasoning"),
+    allowed_tiers: Sequence[Tier] = ("fast", "reasoning"),
 ) -> RouteDecision:
     """The full decision for a routed request: tier, model and effort.
 
@@ -114,10 +115,12 @@ def route_request(
     5. The reasoning effort follows the score band (see :func:`effort_for`).
     """
     decision = decide(score, mode=mode, thresholds=thresholds)
-    tier, reason = decision.tier, decision.reason
+    threshold = float(thresholds[mode])  # decide() checked the mode
+    tier: Tier = decision.tier
+    reason = decision.reason
     if previous_score is not None:
-        before = "reasoning" if previous_score >= decision.threshold else "fast"  # type: ignore[operator]
-        if before != tier and abs(score - decision.threshold) < STICKY_MARGIN:  # type: ignore[operator]
+        before: Tier = "reasoning" if previous_score >= threshold else "fast"
+        if before != tier and abs(score - threshold) < STICKY_MARGIN:
             tier, reason = before, STICKY
     if tier == "reasoning" and latency_limit_s is not None:
         typical = tiers["reasoning"].typical_latency_s
@@ -132,7 +135,7 @@ def route_request(
     target = tiers[tier]
     effort = target.reasoning_effort
     if tier == "reasoning":
-        effort = effort_for(score, decision.threshold, effort)  # type: ignore[arg-type]
+        effort = effort_for(score, threshold, effort)
     return replace(decision, tier=tier, reason=reason, model=target.model, reasoning_effort=effort)
 
 

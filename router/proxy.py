@@ -23,7 +23,7 @@ from classifier.model import DifficultyClassifier
 from router.accounting import Ticket, open_ticket, tolerant
 from router.answers import AnswerCache, CacheEntry
 from router.completions import Completion, StreamingCompletion, Timings
-from router.config import Config, TenantConfig, load_config
+from router.config import Config, TenantConfig, TierName, load_config
 from router.environment import Environment, read_environment
 from router.errors import (
     BudgetExceededError,
@@ -219,21 +219,23 @@ class Router:
         if model not in AUTO_MODELS:
             return self._direct(model, tenant, default_mode)
         mode = default_mode if model == "auto" else model.split(":", 1)[1]
-        allowed_tiers = tuple(tenant.allowed_tiers) if tenant else ("fast", "reasoning")
+        allowed_tiers: tuple[TierName, ...] = ("fast", "reasoning")
+        if tenant:
+            allowed_tiers = tuple(tenant.allowed_tiers)
         if tenant and tenant.max_latency_ms is not None:
             tenant_limit = tenant.max_latency_ms / 1000.0
             latency_limit_s = min(latency_limit_s or tenant_limit, tenant_limit)
         if requested_effort is not None:
-            tier = "fast" if requested_effort == "none" else "reasoning"
-            if tier not in allowed_tiers:
+            tier: TierName = "fast" if requested_effort == "none" else "reasoning"
+            if tenant and tier not in allowed_tiers:
                 raise PermissionDeniedError(
-                    f"tenant '{tenant.name}' may not use the {tier} tier",  # type: ignore[union-attr]
+                    f"tenant '{tenant.name}' may not use the {tier} tier",
                     param="reasoning_effort",
                     code="tier_not_allowed",
                 )
             target = self._tier_targets().get(tier)
             return RouteDecision(
-                tier=tier,  # type: ignore[arg-type]
+                tier=tier,
                 score=None,
                 threshold=None,
                 mode=mode,
@@ -248,8 +250,8 @@ class Router:
                 self.classifier.score_messages(previous) if previous else None,
             )
         score, previous_score = scores
-        tiers = self._tier_targets() or {
-            name: TierTarget(model=None, typical_latency_s=TYPICAL_LATENCY_S[name])  # type: ignore[arg-type]
+        tiers: dict[str, TierTarget] = self._tier_targets() or {
+            name: TierTarget(model=None, typical_latency_s=TYPICAL_LATENCY_S[name])
             for name in ("fast", "reasoning")
         }
         limits = BudgetLimits(fast_only_reason=fast_only_reason)
@@ -586,19 +588,18 @@ class Router:
             raise UpstreamUnavailableError(NO_PROVIDER, code="no_provider_configured")
         deployment = self.config.deployment(decision.model or "")
         assert deployment is not None  # decisions only name configured models
-        target = Target(deployment, decision.reasoning_effort)
-        if decision.tier in ("fast", "reasoning"):
-            # The tier's thinking settings too (dispatch keeps a client's own reasoning first).
-            tier = self.config.tiers[decision.tier]
-            target = Target.for_tier(deployment, tier, decision.reasoning_effort)
+        if decision.tier == "direct":
+            return _Plan(decision, Target(deployment, decision.reasoning_effort), None)
+        # The tier's thinking settings too (dispatch keeps a client's own reasoning first).
+        tier = self.config.tiers[decision.tier]
+        target = Target.for_tier(deployment, tier, decision.reasoning_effort)
         fallback = None
-        if decision.tier in ("fast", "reasoning"):
-            other_tier = "reasoning" if decision.tier == "fast" else "fast"
-            if tenant is None or other_tier in tenant.allowed_tiers:
-                other = self.config.tiers[other_tier]
-                other_deployment = self.config.deployment(other.model)
-                assert other_deployment is not None
-                fallback = Target.for_tier(other_deployment, other, other.reasoning_effort)
+        other_tier: TierName = "reasoning" if decision.tier == "fast" else "fast"
+        if tenant is None or other_tier in tenant.allowed_tiers:
+            other = self.config.tiers[other_tier]
+            other_deployment = self.config.deployment(other.model)
+            assert other_deployment is not None
+            fallback = Target.for_tier(other_deployment, other, other.reasoning_effort)
         return _Plan(decision, target, fallback)
 
     def _direct(self, model: str, tenant: TenantConfig | None, mode: str) -> RouteDecision:

@@ -278,7 +278,7 @@ def create_app(
     @app.get("/v1/tenants")
     async def list_tenants(request: Request) -> Response:
         require_admin(request)
-        return JSONResponse({"object": "list", "data": await directory.list()})
+        return JSONResponse({"object": "list", "data": await directory.list_tenants()})
 
     @app.post("/v1/tenants", openapi_extra=json_body(tenant_body(partial=False)))
     async def create_tenant(request: Request) -> Response:
@@ -401,11 +401,12 @@ def app_from_environment() -> FastAPI:
     from router.observe.logs import configure_logging
 
     log_format, _, log_level = os.environ.get(WORKER_LOG, "json:info").partition(":")
-    configure_logging(log_format, log_level)
+    configure_logging("text" if log_format == "text" else "json", log_level)
     path = os.environ.get(WORKER_CONFIG)
     config = load_config(path, os.environ) if path else config_from_environment(os.environ)[0]
     router = Router.from_config(config, redis_url=os.environ.get(WORKER_REDIS_URL) or None)
-    return create_app(router, **operator_keys(os.environ))
+    keys = operator_keys(os.environ)
+    return create_app(router, admin_key=keys["admin_key"], metrics_key=keys["metrics_key"])
 
 
 def operator_keys(environ: Mapping[str, str]) -> dict[str, str | None]:
@@ -451,7 +452,8 @@ async def _sse(
 
     A client that hangs up first is recorded with status 499.
     """
-    status, error_code = CLIENT_CLOSED, "client_closed"
+    status = CLIENT_CLOSED
+    error_code: str | None = "client_closed"
     try:
         try:
             async for event in wire.events(stream, chat):

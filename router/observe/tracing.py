@@ -150,7 +150,7 @@ class _RequestSpans:
 
     def __init__(self, app: Any, *, tracing: Tracing) -> None:
         self.app = app
-        self.tracer = tracing.tracer
+        self.tracer: Any = tracing.tracer  # installed only when tracing is on: never None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] in UNTRACED_PATHS:

@@ -371,7 +371,7 @@ def _body_flag(request: ChatRequest, name: str) -> bool:
 
 
 def _is_finished(response: dict[str, Any]) -> bool:
-    choices = response.get("choices")
+    choices = response.get("choices") or []
     return bool(choices) and all(c.get("finish_reason") for c in choices)
 
 

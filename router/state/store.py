@@ -66,6 +66,7 @@ class Store:
         tenant that fails open would then be served without its budget).
         """
         options = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+        client: redis.Redis | redis.RedisCluster
         if cluster:
             client = redis.RedisCluster.from_url(url, max_connections=max_connections, **options)
         else:

@@ -102,7 +102,8 @@ class TenantDirectory:
             raise NotFoundError(f"no tenant named '{name}'", code="tenant_not_found")
         return TenantConfig.model_validate_json(raw)
 
-    async def list(self) -> list[dict[str, Any]]:
+    async def list_tenants(self) -> list[dict[str, Any]]:
+        """Every tenant, from the config file and the admin API, as the admin API shows it."""
         stored = await self._store().call(self._store().client.hgetall(TENANTS_KEY))
         tenants = [(t, "config") for t in self.config_tenants.values()]
         tenants += [(TenantConfig.model_validate_json(raw), "api") for raw in stored.values()]

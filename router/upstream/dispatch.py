@@ -61,15 +61,27 @@ logger = logging.getLogger(__name__)
 Completion = Callable[..., Awaitable[Any]]
 _Result = TypeVar("_Result")
 
-try:  # LiteLLM's marker for a call whose caller logs and bills it: skips success logging
-    from litellm._internal_context import internal_sub_call as _unlogged
-except ImportError:  # pragma: no cover - an older LiteLLM logs every call
-    _unlogged = None
 
-try:  # the names of hooks LiteLLM registers for itself, not for a caller
-    from litellm.constants import INTERNAL_CALLBACK_NAMES as _LITELLM_OWN_HOOKS
-except ImportError:  # pragma: no cover - an older LiteLLM
-    _LITELLM_OWN_HOOKS = frozenset({"cache"})
+def _find_unlogged() -> Callable[[], AbstractContextManager[Any]] | None:
+    """LiteLLM's marker for a call whose caller logs and bills it: skips success logging."""
+    try:
+        from litellm._internal_context import internal_sub_call
+    except ImportError:  # pragma: no cover - an older LiteLLM logs every call
+        return None
+    return internal_sub_call
+
+
+def _find_own_hooks() -> frozenset[str]:
+    """The names of hooks LiteLLM registers for itself, not for a caller."""
+    try:
+        from litellm.constants import INTERNAL_CALLBACK_NAMES
+    except ImportError:  # pragma: no cover - an older LiteLLM
+        return frozenset({"cache"})
+    return frozenset(INTERNAL_CALLBACK_NAMES)
+
+
+_unlogged = _find_unlogged()
+_LITELLM_OWN_HOOKS = _find_own_hooks()
 
 # A request that sets one of these has chosen its own reasoning: the tier's is not added.
 CLIENT_REASONING_PARAMS = frozenset({"reasoning_effort", "thinking"})
@@ -227,8 +239,9 @@ class Dispatcher:
             except BaseException:
                 await _close(upstream)
                 raise
-            limits = {"idle_s": dispatch.idle_s, "total_s": dispatch.stream_timeout_s}
-            return _chunks(first, upstream, **limits)
+            return _chunks(
+                first, upstream, idle_s=dispatch.idle_s, total_s=dispatch.stream_timeout_s
+            )
 
         return await self._with_fallback(attempt, target, fallback)
 
@@ -417,7 +430,8 @@ def _safe_message(exc: BaseException) -> str:
 def _as_dict(response: Any) -> dict[str, Any]:
     if isinstance(response, dict):
         return response
-    return response.model_dump(exclude_none=True)  # type: ignore[no-any-return]
+    dumped: dict[str, Any] = response.model_dump(exclude_none=True)  # a LiteLLM ModelResponse
+    return dumped
 
 
 async def _chunks(

@@ -177,7 +177,7 @@ def words(content: Any) -> list[str]:
 def completion(body: dict[str, Any], behaviour: ModelBehaviour, seq: int) -> dict[str, Any]:
     """The full non-streaming response; streams are cut from the same one, so they agree."""
     model, messages = body["model"], body["messages"]
-    last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+    last_user: dict[str, Any] = next((m for m in reversed(messages) if m.get("role") == "user"), {})
     reply = f"[{model}] answer to: {' '.join(words(last_user.get('content')))[:40]}".split(" ")
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
     finish = "length" if limit and limit < len(reply) else "stop"

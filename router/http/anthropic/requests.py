@@ -266,7 +266,7 @@ def _image(block: dict[str, Any], where: str) -> dict[str, Any]:
             raise _invalid(f"{where}.source.media_type", f"must be one of {sorted(IMAGE_TYPES)}")
         if not isinstance(data, str) or not data:
             raise _invalid(f"{where}.source.data", "must be a non-empty base64 string")
-        url = f"data:{media_type};base64,{data}"
+        url: str | None = f"data:{media_type};base64,{data}"
     elif kind == "url":
         url = source.get("url")
         if not isinstance(url, str) or not url:

@@ -154,7 +154,7 @@ async def stream_events(
     """
     iterator = aiter(chunks)
     first = await anext(iterator, None)
-    start = {
+    start: dict[str, Any] = {
         "id": _message_id(first.get("id") if first else None),
         "type": "message",
         "role": "assistant",
@@ -239,7 +239,7 @@ class _BlockWriter:
                 return []
             delta = {"type": "content_block_delta", "index": self.tool_blocks[position]}
             return [("content_block_delta", {**delta, "delta": json_delta})]
-        block = {
+        block: dict[str, Any] = {
             "type": "tool_use",
             "id": call.get("id") or _new_id("toolu_"),
             "name": function.get("name") or "",

@@ -96,7 +96,7 @@ def install(
         except (AuthenticationError, PermissionDeniedError):
             return "tenant", [await authenticate(request)]  # a 401 unless a tenant's key
         tenants = []
-        for row in await directory.list():
+        for row in await directory.list_tenants():
             try:
                 tenants.append(await directory.get(row["name"]))
             except NotFoundError:  # deleted since it was listed

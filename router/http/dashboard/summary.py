@@ -79,7 +79,7 @@ async def summarize(
         return entries, today
 
     results = await asyncio.gather(*(one(tenant) for tenant in tenants))
-    rows = []
+    rows: list[dict[str, Any]] = []
     everything: list[Entry] = []
     for tenant, (entries, today) in zip(tenants, results, strict=True):
         rows.append(
