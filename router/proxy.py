@@ -148,7 +148,7 @@ class Router:
                 cache_size=config.classifier.cache_size,
             )
         )
-        self.dispatcher = dispatcher or Dispatcher(config=config)
+        self._dispatcher = dispatcher
 
     @classmethod
     def from_config(
@@ -177,7 +177,9 @@ class Router:
                 max_connections=settings.max_connections,
             )
         tracing = start_tracing() if config.server.tracing else None
-        return cls(config=config, store=store, tracing=tracing)
+        # Made here, so a server loads LiteLLM at startup rather than on its first request.
+        dispatcher = Dispatcher(config=config)
+        return cls(config=config, dispatcher=dispatcher, store=store, tracing=tracing)
 
     @property
     def classifier(self) -> DifficultyClassifier:
@@ -185,6 +187,14 @@ class Router:
         if self._classifier is None:
             self._classifier = self._classifier_loader()
         return self._classifier
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """What calls the models, made on first use: it loads LiteLLM, which a router that
+        only decides (``thinkroute route``, ``/v1/route``) never needs."""
+        if self._dispatcher is None:
+            self._dispatcher = Dispatcher(config=self.config)
+        return self._dispatcher
 
     @property
     def is_classifier_loaded(self) -> bool:
@@ -402,7 +412,8 @@ class Router:
 
     async def aclose(self) -> None:
         """Close upstream and Redis connections (the server does this at shutdown)."""
-        await self.dispatcher.aclose()
+        if self._dispatcher is not None:
+            await self._dispatcher.aclose()
         if self.store is not None:
             await self.store.aclose()
 

@@ -1,6 +1,7 @@
 """Send a routed request to its model through LiteLLM, with fallback and real cost.
 
-The only module that imports LiteLLM. A call goes to the chosen tier; if that
+LiteLLM is imported on first use (in router/upstream/ only), so a process that
+never calls a model never pays for importing it. A call goes to the chosen tier; if that
 fails with an upstream fault (5xx, timeout, connection, rate limit, garbage)
 and fallback is on, the other tier answers instead. A stream falls back only
 before its first chunk: after that the client has bytes of one model's answer.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import re
@@ -32,7 +34,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
-import litellm
 
 from router.config import Config, ModelDeployment, Thinking, Tier
 from router.environment import Environment, read_environment
@@ -62,6 +63,7 @@ Completion = Callable[..., Awaitable[Any]]
 _Result = TypeVar("_Result")
 
 
+@functools.cache
 def _find_unlogged() -> Callable[[], AbstractContextManager[Any]] | None:
     """LiteLLM's marker for a call whose caller logs and bills it: skips success logging."""
     try:
@@ -71,6 +73,7 @@ def _find_unlogged() -> Callable[[], AbstractContextManager[Any]] | None:
     return internal_sub_call
 
 
+@functools.cache
 def _find_own_hooks() -> frozenset[str]:
     """The names of hooks LiteLLM registers for itself, not for a caller."""
     try:
@@ -79,9 +82,6 @@ def _find_own_hooks() -> frozenset[str]:
         return frozenset({"cache"})
     return frozenset(INTERNAL_CALLBACK_NAMES)
 
-
-_unlogged = _find_unlogged()
-_LITELLM_OWN_HOOKS = _find_own_hooks()
 
 # A request that sets one of these has chosen its own reasoning: the tier's is not added.
 CLIENT_REASONING_PARAMS = frozenset({"reasoning_effort", "thinking"})
@@ -105,6 +105,8 @@ _CALLBACK_LISTS = (
 def configure_litellm() -> None:
     """Switch off what a proxy does not need on every call: telemetry, logging of messages,
     debug banners. Process-wide, so the entry point calls it once."""
+    import litellm
+
     litellm.telemetry = False
     litellm.suppress_debug_info = True
     litellm.turn_off_message_logging = True
@@ -171,7 +173,6 @@ class Dispatcher:
         env: Environment | None = None,
     ) -> None:
         self.config = config
-        self.completion = completion or litellm.acompletion
         dispatch = config.dispatch
         self.direct = None
         if dispatch.direct_openai and completion is None:
@@ -183,6 +184,11 @@ class Dispatcher:
                 env=(env or read_environment()).variables,
             )
         self._direct_models = {m.model_name for m in config.model_list if is_direct_eligible(m)}
+        if completion is None:
+            import litellm
+
+            completion = litellm.acompletion
+        self.completion = completion
 
     async def aclose(self) -> None:
         if self.direct is not None:
@@ -336,7 +342,9 @@ def _has_litellm_callbacks() -> bool:
     Gemini call the hook is there with no cache behind it. It counts only while
     ``litellm.cache`` is set.
     """
-    own = frozenset() if getattr(litellm, "cache", None) is not None else _LITELLM_OWN_HOOKS
+    import litellm
+
+    own = frozenset() if getattr(litellm, "cache", None) is not None else _find_own_hooks()
     return any(
         not (isinstance(callback, str) and callback in own)
         for name in _CALLBACK_LISTS
@@ -349,11 +357,14 @@ def _logging_scope() -> AbstractContextManager[Any]:
 
     Checked per call, so a callback registered later (by an embedder) is honoured.
     """
-    if _unlogged is None or getattr(litellm, "cache", None) is not None:
+    import litellm
+
+    unlogged = _find_unlogged()
+    if unlogged is None or getattr(litellm, "cache", None) is not None:
         return contextlib.nullcontext()
     if _has_litellm_callbacks():
         return contextlib.nullcontext()
-    return _unlogged()
+    return unlogged()
 
 
 def cost_usd(deployment: ModelDeployment, usage: dict[str, Any] | None) -> float:
@@ -367,6 +378,8 @@ def cost_usd(deployment: ModelDeployment, usage: dict[str, Any] | None) -> float
         return prompt * (info.input_cost_per_token or 0.0) + completion * (
             info.output_cost_per_token or 0.0
         )
+    import litellm
+
     try:
         prompt_cost, completion_cost = litellm.cost_per_token(
             model=deployment.litellm_model,
@@ -383,6 +396,8 @@ def count_prompt_tokens(
     deployment: ModelDeployment, messages: list[dict[str, Any]], tools: Any = None
 ) -> int:
     """Input tokens of a chat for ``deployment``'s model, by LiteLLM's counter (offline)."""
+    import litellm
+
     try:
         return int(
             litellm.token_counter(model=deployment.litellm_model, messages=messages, tools=tools)
@@ -397,6 +412,8 @@ def translate(exc: BaseException) -> ThinkrouteError:
     """Map a LiteLLM or transport exception to the proxy's error with the right status."""
     if isinstance(exc, ThinkrouteError):
         return exc
+    import litellm
+
     message = _safe_message(exc)
     if isinstance(exc, litellm.Timeout | TimeoutError):
         return UpstreamTimeoutError(f"the model did not answer in time: {message}")

@@ -28,8 +28,6 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
-import litellm
-from litellm.utils import get_optional_params
 
 from router.config import ModelDeployment
 from router.errors import (
@@ -55,6 +53,8 @@ def is_direct_eligible(deployment: ModelDeployment) -> bool:
     """Whether LiteLLM would send this deployment to an OpenAI-compatible chat endpoint."""
     if not set(deployment.litellm_params) <= KNOWN_PARAMS:
         return False
+    import litellm
+
     try:
         _, provider, _, _ = litellm.get_llm_provider(deployment.litellm_model)
     except Exception:  # LiteLLM raises its BadRequestError for models it does not know
@@ -214,6 +214,8 @@ class DirectOpenAI:
 def _translate(model: str, params_json: str) -> tuple[tuple[str, Any], ...]:
     """LiteLLM's translation of a client's parameters for ``model``; pure, so remembered
     (it costs about 1 ms, and most requests repeat a handful of parameter sets)."""
+    from litellm.utils import get_optional_params
+
     try:
         translated = get_optional_params(
             model=model, custom_llm_provider="openai", **json.loads(params_json)

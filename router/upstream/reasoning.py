@@ -28,8 +28,6 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import litellm
-
 if TYPE_CHECKING:  # the config imports this module to check tiers: types only here
     from router.config import Thinking
 
@@ -72,6 +70,8 @@ def provider_of(litellm_params: Mapping[str, Any]) -> tuple[str, str]:
 @functools.lru_cache(maxsize=256)
 def _provider(model: str, custom_llm_provider: str | None, api_base: str | None) -> tuple[str, str]:
     # Asked on every call of a tier with a thinking switch; the answer never changes.
+    import litellm
+
     name, provider, _, _ = litellm.get_llm_provider(
         model, custom_llm_provider=custom_llm_provider, api_base=api_base
     )
@@ -151,6 +151,8 @@ def check_tier(
         return None
     model, provider = provider_of(litellm_params)
     name = f"{litellm_params['model']} ({provider})"
+    import litellm
+
     supported = litellm.get_supported_openai_params(model=model, custom_llm_provider=provider)
     if thinking.effort is not None:
         if "reasoning_effort" not in (supported or []):
@@ -203,6 +205,8 @@ def _can_think(model: str, provider: str, model_info: Mapping[str, Any]) -> bool
     keys = [f"{provider}/{model}", model]
     if provider == "ollama_chat":  # the map lists Ollama's models once, under ollama/
         keys.append(f"ollama/{model}")
+    import litellm
+
     entries = [litellm.model_cost.get(key) for key in keys]
     known = [entry for entry in entries if entry is not None]
     if not known:

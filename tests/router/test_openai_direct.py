@@ -113,6 +113,7 @@ async def test_a_stream_producing_past_timeout_s_is_not_cut(clean_upstream, dire
     # Six words a third of a second apart: about two seconds, twice timeout_s. Only the
     # silences are limited (the direct transport used to cut the whole stream at timeout_s).
     d = dispatcher(clean_upstream.base_url, timeout_s=1.0, direct_openai=direct)
+    assert (d.direct is not None) is direct  # each transport is the one under test
     try:
         clean_upstream.control("fast-model", chunk_delay_s=0.33)
         chunks, _ = await d.stream({"messages": ASK}, target(d), None)
