@@ -120,7 +120,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         redis_url = env.redis_url(explicit=args.redis_url, configured=config.redis.url)
         if not redis_url:
-            data_dir = args.data_dir or config.redis.embedded_dir
+            data_dir = args.data_dir or config.redis.embedded_dir or env.embedded_redis_dir
             embedded = stack.enter_context(EmbeddedRedis(data_dir))
             redis_url = embedded.url
             print(f"thinkroute: no REDIS_URL; embedded Redis in {embedded.data_dir}")

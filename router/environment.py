@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 __all__ = ["Environment", "read_environment"]
 
@@ -29,6 +30,12 @@ class Environment:
     @property
     def metrics_key(self) -> str | None:
         return self.variables.get("THINKROUTE_METRICS_KEY") or None
+
+    @property
+    def embedded_redis_dir(self) -> Path:
+        """Where the embedded Redis keeps its data unless told: under ``$XDG_DATA_HOME``."""
+        base = self.variables.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+        return Path(base) / "thinkroute" / "redis"
 
     def redis_url(
         self, *, explicit: str | None = None, configured: str | None = None

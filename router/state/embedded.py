@@ -22,7 +22,7 @@ from types import TracebackType
 
 import redis
 
-__all__ = ["EmbeddedRedis", "default_data_dir", "server_binary"]
+__all__ = ["EmbeddedRedis", "server_binary"]
 
 STARTUP_TIMEOUT_S = 10.0
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -55,16 +55,11 @@ def _die_with_parent() -> None:
         pass
 
 
-def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "thinkroute" / "redis"
-
-
 class EmbeddedRedis:
     """A private Redis on a Unix socket; its data survives restarts (append-only file)."""
 
-    def __init__(self, data_dir: str | Path | None = None, *, persist: bool = True) -> None:
-        self.data_dir = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    def __init__(self, data_dir: str | Path, *, persist: bool = True) -> None:
+        self.data_dir = Path(data_dir).expanduser()
         self.persist = persist
         self._process: subprocess.Popen[bytes] | None = None
 

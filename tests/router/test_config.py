@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from router.config import Config, build_config, config_from_environment, load_config
+from router.environment import read_environment
 from router.errors import ConfigError
 
 GOOD = """
@@ -120,3 +121,20 @@ def test_importing_the_config_loads_neither_litellm_nor_redis():
         [sys.executable, "-c", f"import json; {code}"], capture_output=True, text=True, check=True
     )
     assert json.loads(result.stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("explicit", "configured", "variables", "url"),
+    [
+        ("redis://flag", "redis://config", {"REDIS_URL": "redis://env"}, "redis://flag"),
+        (None, "redis://config", {"REDIS_URL": "redis://env"}, "redis://config"),
+        (None, None, {"REDIS_URL": "redis://env"}, "redis://env"),
+        (None, None, {"REDIS_URL": ""}, None),  # set but empty: none, so the embedded server
+        (None, None, {}, None),
+    ],
+)
+def test_redis_url_precedence_flag_then_config_then_environment(
+    explicit, configured, variables, url
+):
+    env = read_environment(variables)
+    assert env.redis_url(explicit=explicit, configured=configured) == url
