@@ -33,8 +33,8 @@ from router.http.server import create_app
 from router.proxy import Router
 params = {"model": "openai/m", "api_base": "http://127.0.0.1:9/v1", "api_key": "k"}
 config = build_config({
-    "model_list": [{"model_name": "m", "litellm_params": params}],
-    "tiers": {"fast": {"model": "m"}, "reasoning": {"model": "m"}},
+    "model_list": [{"model_name": n, "litellm_params": params} for n in ("fast", "deep")],
+    "tiers": {"fast": {"model": "fast"}, "reasoning": {"model": "deep"}},
     "tenants": [{"name": "bench", "api_keys": [%(key)r]}],
     "server": {"max_body_bytes": int(sys.argv[2])},
 })
@@ -53,10 +53,12 @@ def main() -> None:
     limit = args.limit_mib * 1024 * 1024
     env = {**os.environ, "PYTHONPATH": args.server_path, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     server = subprocess.Popen(
-        [sys.executable, "-c", SERVER % {"key": KEY}, str(port), str(limit)], env=env
+        [sys.executable, "-c", SERVER % {"key": KEY}, str(port), str(limit)],
+        env=env,
+        cwd=args.server_path,  # `python -c` puts the working directory first on the path
     )
     try:
-        _wait_for(port)
+        _wait_for(port, server)
         before_mb = _memory_mb(server.pid, "VmRSS")
         status, sent = _send_chunked(port, args.body_mib * 1024 * 1024)
         time.sleep(0.5)  # let the server finish with what it read
@@ -131,9 +133,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for(port: int, timeout_s: float = 60.0) -> None:
+def _wait_for(port: int, server: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and server.poll() is None:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return
