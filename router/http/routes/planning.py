@@ -31,17 +31,14 @@ router = APIRouter()
 
 
 @router.post("/v1/route", openapi_extra=CHAT_BODY)
-async def route(
-    request: Request,
-    tenant: CallingTenant,
-    found: AppServices,
-) -> Response:
+async def route(request: Request, tenant: CallingTenant, found: AppServices) -> Response:
     """The decision a chat would get, with no model called."""
     chat = parse_chat_request(await read_json(request))
+    latency_limit_s = latency_limit(request)
     await _count_request(found, tenant)
     decision = await asyncio.to_thread(
         found.router.decide, chat.messages, model=chat.model, tenant=tenant,
-        latency_limit_s=latency_limit(request), requested_effort=chat.requested_effort,
+        latency_limit_s=latency_limit_s, requested_effort=chat.requested_effort,
     )  # fmt: skip
     return JSONResponse({**decision.as_dict(), "explanation": explain(decision)})
 
