@@ -176,7 +176,8 @@ async def _sse(
     encoded here, with :func:`encode_text`, so that a lone surrogate from the
     model cannot break a stream that is being paid for.
     """
-    status, error_code = CLIENT_CLOSED, "client_closed"
+    status: int = CLIENT_CLOSED
+    error_code: str | None = "client_closed"
     try:
         try:
             async for event in wire.events(stream, chat):
