@@ -90,7 +90,14 @@ def test_an_endless_chunked_body_is_refused_with_413_before_it_is_read(server):
             with contextlib.suppress(BlockingIOError):
                 answer = sock.recv(65536)
         sock.setblocking(True)
-        answer = answer or sock.recv(65536)
+        while b"}}" not in answer:  # the head and the JSON body may come in separate reads
+            try:
+                more = sock.recv(65536)
+            except OSError:
+                break
+            if not more:
+                break
+            answer += more
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert b"1048576-byte limit" in answer
     # What was sent before the answer is the limit plus what the kernel's socket
