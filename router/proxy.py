@@ -448,7 +448,7 @@ class Router:
         with self.tracing.span("thinkroute.route", **{"thinkroute.tenant": who}) as span:
             if self.budgets is not None and tenant is not None and routed and needs_state:
                 state = await tolerant(tenant, self.budgets.state(tenant))
-            scores = await self._ascores(request.messages) if routed else None
+            scores = await self._ascores(request.messages, who) if routed else None
             decision = self._decide_request(request, tenant, latency_limit_s, state, None, scores)
             span.set_attributes(decision_attributes(decision, who))
         return _Routed(decision, routed, state, scores)
@@ -518,7 +518,9 @@ class Router:
         attributes = {"thinkroute.tier": plan.decision.tier, "thinkroute.model": model}
         return self.tracing.span("thinkroute.upstream", kind="client", **attributes)
 
-    async def _ascores(self, messages: Sequence[Mapping[str, Any]]) -> tuple[float, float | None]:
+    async def _ascores(
+        self, messages: Sequence[Mapping[str, Any]], tenant: str
+    ) -> tuple[float, float | None]:
         """This turn's score and the previous user turn's, for a routed request.
 
         Scores another replica computed come from Redis; the rest from the
@@ -536,7 +538,9 @@ class Router:
         wanted = [text for text in dict.fromkeys(texts) if text not in scores]
         shared = self._score_cache()
         if shared is not None and wanted:
-            for text, score in zip(wanted, await shared.get_many(wanted), strict=True):
+            for text, score in zip(
+                wanted, await shared.get_many(wanted, tenant=tenant), strict=True
+            ):
                 if score is not None:
                     scores[text] = score
         missing = [text for text in wanted if text not in scores]
@@ -545,7 +549,7 @@ class Router:
             fresh = {text: float(score) for text, score in zip(missing, computed, strict=True)}
             scores.update(fresh)
             if shared is not None:
-                await shared.put_many(fresh)
+                await shared.put_many(fresh, tenant=tenant)
         return scores[texts[0]], scores[texts[1]] if previous else None
 
     def _score_cache(self) -> ScoreCache | None:

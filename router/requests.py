@@ -72,6 +72,15 @@ _TYPED: dict[str, type | tuple[type, ...]] = {
 # Read by the proxy itself, never sent to a provider.
 PROXY_ONLY = frozenset({"cache"})
 KNOWN = frozenset({"model", "messages", *_NUMBER_RANGES, *_INT_RANGES, *_TYPED})
+# OpenAI's content part kinds, each carrying its payload under its own name:
+# {"type": "text", "text": "..."}, {"type": "image_url", "image_url": {"url": ...}}, ...
+_PART_PAYLOADS: dict[str, type] = {
+    "text": str,
+    "image_url": dict,
+    "input_audio": dict,
+    "file": dict,
+    "refusal": str,
+}
 
 
 @dataclass(frozen=True)
@@ -142,6 +151,7 @@ def parse_chat_request(body: Any) -> ChatRequest:
 
 
 def _messages(value: Any) -> list[dict[str, Any]]:
+    """Check each message's shape; types first, so a list where a string belongs is a 400."""
     if not isinstance(value, list) or not value:
         raise InvalidRequestError("'messages' must be a non-empty array", param="messages")
     for i, message in enumerate(value):
@@ -149,10 +159,17 @@ def _messages(value: Any) -> list[dict[str, Any]]:
         if not isinstance(message, dict):
             raise InvalidRequestError(f"{where} must be an object", param=where)
         role = message.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise InvalidRequestError(
                 f"{where}.role must be one of {sorted(ROLES)}, got {role!r}", param=f"{where}.role"
             )
+        for name in ("name", "tool_call_id"):
+            if message.get(name) is not None and not isinstance(message[name], str):
+                raise InvalidRequestError(
+                    f"{where}.{name} must be a string", param=f"{where}.{name}"
+                )
+        if message.get("tool_calls") is not None:
+            _tool_calls(message["tool_calls"], f"{where}.tool_calls")
         content = message.get("content")
         if content is None:
             # Only an assistant turn that calls tools may leave its content out.
@@ -161,17 +178,50 @@ def _messages(value: Any) -> list[dict[str, Any]]:
             raise InvalidRequestError(f"{where}.content must not be null", param=f"{where}.content")
         if isinstance(content, list):
             for j, part in enumerate(content):
-                if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-                    raise InvalidRequestError(
-                        f"{where}.content[{j}] must be an object with a 'type'",
-                        param=f"{where}.content[{j}]",
-                    )
+                _content_part(part, f"{where}.content[{j}]")
         elif not isinstance(content, str):
             raise InvalidRequestError(
                 f"{where}.content must be a string or an array of content parts",
                 param=f"{where}.content",
             )
     return value
+
+
+def _content_part(part: Any, where: str) -> None:
+    """A content part must be one of OpenAI's kinds, with its payload of the right type."""
+    kind = part.get("type") if isinstance(part, dict) else None
+    if not isinstance(kind, str):
+        raise InvalidRequestError(f"{where} must be an object with a 'type'", param=where)
+    if kind not in _PART_PAYLOADS:
+        raise InvalidRequestError(
+            f"{where}.type must be one of {sorted(_PART_PAYLOADS)}, got {kind!r}",
+            param=f"{where}.type",
+        )
+    payload_type = _PART_PAYLOADS[kind]
+    if not isinstance(part.get(kind), payload_type):
+        what = "a string" if payload_type is str else "an object"
+        raise InvalidRequestError(f"{where}.{kind} must be {what}", param=f"{where}.{kind}")
+    if kind == "image_url" and not isinstance(part["image_url"].get("url"), str):
+        raise InvalidRequestError(
+            f"{where}.image_url.url must be a string", param=f"{where}.image_url.url"
+        )
+
+
+def _tool_calls(calls: Any, where: str) -> None:
+    if not isinstance(calls, list):
+        raise InvalidRequestError(f"{where} must be an array", param=where)
+    for k, call in enumerate(calls):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            raise InvalidRequestError(
+                f"{where}[{k}] must be an object with a 'function' object", param=f"{where}[{k}]"
+            )
+        for name in ("name", "arguments"):
+            if not isinstance(function.get(name), str):
+                raise InvalidRequestError(
+                    f"{where}[{k}].function.{name} must be a string",
+                    param=f"{where}[{k}].function.{name}",
+                )
 
 
 def _check_param(name: str, value: Any) -> None:

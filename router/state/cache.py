@@ -208,13 +208,14 @@ class ResponseCache:
 
 
 class ScoreCache:
-    """The classifier's scores by text, shared by every replica of the proxy.
+    """The classifier's scores by text and tenant, shared by every replica of the proxy.
 
-    Keys are ``thinkroute:scores:<namespace>:<blake2b(text)>``; the namespace is
-    the classifier artifact's checksum, so a new model never reads an old
-    model's scores. Not tenant-scoped on purpose: a score is a function of the
-    text alone, and its key reveals nothing beyond a hash of that text, so
-    tenants sending the same text share one entry.
+    Keys are ``thinkroute:{<tenant>}:scores:<namespace>:<blake2b(text)>``; the
+    namespace is the classifier artifact's checksum, so a new model never reads
+    an old model's scores. Scoped by tenant although a score depends on the text
+    alone: a shared entry made a hit (9 ms against 27 ms on a 40 kB prompt) tell
+    one tenant that another had sent the same text. Under the tenant's hash tag
+    the entries go when the tenant is deleted.
     """
 
     def __init__(self, store: Store, *, namespace: str, ttl_s: int = 86400) -> None:
@@ -226,15 +227,17 @@ class ScoreCache:
         self.namespace = namespace
         self.ttl_s = ttl_s
 
-    def key(self, text: str) -> str:
+    def key(self, text: str, *, tenant: str) -> str:
+        if not TENANT_PATTERN.fullmatch(tenant):
+            raise ValueError(f"tenant {tenant!r} cannot be part of a key")
         digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
-        return f"thinkroute:scores:{self.namespace}:{digest}"
+        return f"thinkroute:{{{tenant}}}:scores:{self.namespace}:{digest}"
 
-    async def get_many(self, texts: list[str]) -> list[float | None]:
+    async def get_many(self, texts: list[str], *, tenant: str) -> list[float | None]:
         """A score per text, None where none is cached (or for all when Redis is down)."""
         if not texts:
             return []
-        keys = [self.key(text) for text in texts]
+        keys = [self.key(text, tenant=tenant) for text in texts]
         client = self.store.client
         # A cluster spreads the keys over slots; its client splits MGET per slot.
         mget = getattr(client, "mget_nonatomic", None) or client.mget
@@ -245,14 +248,14 @@ class ScoreCache:
             return [None] * len(texts)
         return [_parse_score(value) for value in values]
 
-    async def put_many(self, items: dict[str, float]) -> None:
+    async def put_many(self, items: dict[str, float], *, tenant: str) -> None:
         """Store scores by text in one round trip; non-finite scores are skipped."""
         finite = {text: float(score) for text, score in items.items() if math.isfinite(score)}
         if not finite:
             return
         pipe = self.store.client.pipeline(transaction=False)
         for text, score in finite.items():
-            pipe.set(self.key(text), repr(score), ex=self.ttl_s)
+            pipe.set(self.key(text, tenant=tenant), repr(score), ex=self.ttl_s)
         try:
             await self.store.call(pipe.execute())
         except StoreUnavailableError as exc:

@@ -9,7 +9,9 @@ replica sees them:
     thinkroute:apikeys          hash: key digest -> "tenant|key id"
     thinkroute:{t}:keys         hash: key id -> {"prefix", "created"}
 
-A key is shown once, when issued; only its SHA-256 digest is stored. A
+Deleting a tenant deletes everything kept under its name (spend, usage,
+decision log and prompts, feedback, cached answers), so a new tenant of the
+same name inherits nothing. A key is shown once, when issued; only its SHA-256 digest is stored. A
 replica remembers a key it looked up in Redis for ``KEY_CACHE_S`` seconds,
 so a revoked key stops working on every replica within that time (at once
 on the replica that revoked it).
@@ -42,6 +44,7 @@ TENANTS_KEY = "thinkroute:tenants"
 API_KEYS_KEY = "thinkroute:apikeys"
 KEY_CACHE_S = 2.0
 ISSUED_KEY_PREFIX = "sk-tr-"
+PURGE_BATCH = 500  # keys per UNLINK when a deleted tenant's data is removed
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +154,8 @@ class TenantDirectory:
         for key_id in await self._key_ids(name):
             await self.revoke_key(name, key_id)
         await self._store().call(self._store().client.hdel(TENANTS_KEY, name))
+        self._forget(name)
+        await self._purge(name)
 
     # -- keys ---------------------------------------------------------------------------
 
@@ -188,6 +193,26 @@ class TenantDirectory:
 
     # -- helpers ------------------------------------------------------------------------
 
+    async def _purge(self, name: str) -> None:
+        """Delete every key kept under the tenant's name: spend, usage, rate windows,
+        reservations, decision log (with its prompts), feedback, cached answers and scores.
+
+        They all share the ``thinkroute:{name}:`` prefix, whose hash tag puts them in
+        one cluster slot, so each batch is one multi-key UNLINK. A request already
+        past authentication may still write a figure after this; the tenant is gone,
+        and a new tenant of the same name starts from (almost) nothing.
+        """
+        store = self._store()
+        pattern = f"thinkroute:{{{_glob_escape(name)}}}:*"
+        batch: list[bytes] = []
+        async for key in store.client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= PURGE_BATCH:
+                await store.call(store.client.unlink(*batch))
+                batch = []
+        if batch:
+            await store.call(store.client.unlink(*batch))
+
     async def _key_ids(self, name: str) -> list[str]:
         stored = await self._store().call(self._store().client.hkeys(_keys_key(name)))
         return [key_id.decode() for key_id in stored]
@@ -211,6 +236,11 @@ def describe(tenant: TenantConfig, source: str) -> dict[str, Any]:
 
 def _keys_key(name: str) -> str:
     return f"thinkroute:{{{name}}}:keys"
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally by Redis's glob patterns (SCAN MATCH)."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 def _policy(body: Any) -> TenantConfig:

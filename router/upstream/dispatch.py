@@ -45,7 +45,7 @@ from router.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from router.upstream.openai_direct import DirectOpenAI, is_direct_eligible
+from router.upstream.openai_direct import DirectOpenAI, is_direct_eligible, redact_locations
 from router.upstream.reasoning import fit_to_max_tokens, litellm_kwargs
 
 __all__ = [
@@ -441,7 +441,7 @@ def _safe_message(exc: BaseException) -> str:
     # Without LiteLLM's class-name prefix and its advice on its own settings
     # ("To drop these, set `litellm.drop_params=True`"), which a client cannot act on.
     text = _LITELLM_PREFIX.sub("", text).split(" To drop these", 1)[0]
-    return text[:300]
+    return redact_locations(text)[:300]
 
 
 def _as_dict(response: Any) -> dict[str, Any]:

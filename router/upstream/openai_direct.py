@@ -24,6 +24,7 @@ import asyncio
 import functools
 import json
 import random
+import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -289,6 +290,20 @@ def _upstream_message(text: str | bytes) -> str:
 
 
 def _first_line(value: object) -> str:
-    # Messages can name a provider's base URL; keep the first line, short.
+    # Messages can name a provider's base URL; keep the first line, short, without it.
     text = str(value).strip()
-    return (text.splitlines()[0] if text else "no message")[:300]
+    return redact_locations(text.splitlines()[0] if text else "no message")[:300]
+
+
+# A URL, or a host (name or address) with a port: where the upstream lives is not
+# the client's business, and gateways and LiteLLM put it in their error messages.
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>)]+")
+_HOST_PORT = re.compile(
+    r"\b(?:\d{1,3}(?:\.\d{1,3}){3}|localhost|[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)+):\d{1,5}\b"
+    r"|\[[0-9a-fA-F:]+\](?::\d{1,5})?"
+)
+
+
+def redact_locations(text: str) -> str:
+    """``text`` with URLs and host:port pairs replaced by ``<upstream>``."""
+    return _HOST_PORT.sub("<upstream>", _URL.sub("<upstream>", text))

@@ -77,7 +77,7 @@ async def tenant(store):
 async def namespace(store):
     name = f"test-{uuid.uuid4().hex[:12]}"
     yield name
-    keys = [k async for k in store.client.scan_iter(match=f"thinkroute:scores:{name}*")]
+    keys = [k async for k in store.client.scan_iter(match=f"thinkroute:{{t}}:scores:{name}*")]
     if keys:
         await store.client.delete(*keys)
 
@@ -268,8 +268,8 @@ async def test_redis_down_means_miss_and_no_store_without_logging_the_prompt(cap
     with caplog.at_level(logging.WARNING, logger="router"):
         assert await cache.get(key) is None
         assert await cache.put(key, completion(), ttl_s=60) is False
-        assert await scores.get_many([PROMPT, "other"]) == [None, None]
-        await scores.put_many({PROMPT: 0.5})
+        assert await scores.get_many([PROMPT, "other"], tenant="t") == [None, None]
+        await scores.put_many({PROMPT: 0.5}, tenant="t")
     await store.aclose()
     assert any(r.name == "router.state.cache" for r in caplog.records)
     assert PROMPT not in caplog.text and "Australia" not in caplog.text
@@ -381,20 +381,26 @@ async def test_a_streamed_answer_serves_a_later_non_streamed_request_and_vice_ve
 @pytest.mark.anyio
 async def test_scores_round_trip_with_misses_in_place(store, namespace):
     scores = ScoreCache(store, namespace=namespace, ttl_s=120)
-    await scores.put_many({"easy": 0.125, "hard": 0.875, "broken": float("nan")})
-    assert await scores.get_many(["hard", "unseen", "easy", "broken"]) == [0.875, None, 0.125, None]
-    assert 0 < await store.client.ttl(scores.key("easy")) <= 120
-    assert await scores.get_many([]) == []
+    await scores.put_many({"easy": 0.125, "hard": 0.875, "broken": float("nan")}, tenant="t")
+    assert await scores.get_many(["hard", "unseen", "easy", "broken"], tenant="t") == [
+        0.875,
+        None,
+        0.125,
+        None,
+    ]
+    assert 0 < await store.client.ttl(scores.key("easy", tenant="t")) <= 120
+    assert await scores.get_many([], tenant="t") == []
 
 
 @pytest.mark.redis
 @pytest.mark.anyio
 async def test_a_new_classifier_never_reads_the_old_ones_scores(store, namespace):
-    await ScoreCache(store, namespace=namespace).put_many({"easy": 0.125})
+    await ScoreCache(store, namespace=namespace).put_many({"easy": 0.125}, tenant="t")
     newer = ScoreCache(store, namespace=namespace + "-v2")
-    assert await newer.get_many(["easy"]) == [None]
-    assert scores_key_re(namespace).fullmatch(ScoreCache(store, namespace=namespace).key("easy"))
+    assert await newer.get_many(["easy"], tenant="t") == [None]
+    key = ScoreCache(store, namespace=namespace).key("easy", tenant="t")
+    assert scores_key_re(namespace).fullmatch(key)
 
 
 def scores_key_re(namespace: str) -> re.Pattern[str]:
-    return re.compile(rf"thinkroute:scores:{re.escape(namespace)}:[0-9a-f]{{32}}")
+    return re.compile(rf"thinkroute:\{{t\}}:scores:{re.escape(namespace)}:[0-9a-f]{{32}}")

@@ -55,7 +55,7 @@ def test_serve_starts_and_stops_its_embedded_redis(tmp_path):
     try:
         _wait_until_ready(process, port, timeout_s=90)
         ready = httpx.get(f"http://127.0.0.1:{port}/readyz").json()
-        assert ready["redis"].startswith("ok (unix://")
+        assert ready["redis"] == "ok"  # where Redis lives is not said (issue 23)
         assert _answers(socket_path)
     finally:
         process.terminate()

@@ -154,9 +154,9 @@ async def test_caches_and_admin_tenants_work_on_a_cluster(store):
     assert (await cache.get(key))["choices"] == answer["choices"]
 
     scores = ScoreCache(store, namespace=f"test{uuid.uuid4().hex[:6]}")
-    texts = [f"question {i}" for i in range(20)]  # keys in many slots
-    await scores.put_many({text: i / 20 for i, text in enumerate(texts)})
-    assert await scores.get_many(texts) == [i / 20 for i in range(20)]
+    texts = [f"question {i}" for i in range(20)]  # one tenant's keys: one slot
+    await scores.put_many({text: i / 20 for i, text in enumerate(texts)}, tenant="t")
+    assert await scores.get_many(texts, tenant="t") == [i / 20 for i in range(20)]
 
     directory = TenantDirectory([], store)
     name = f"cl-{uuid.uuid4().hex[:6]}"

@@ -262,7 +262,7 @@ def _image(block: dict[str, Any], where: str) -> dict[str, Any]:
     kind = source.get("type")
     if kind == "base64":
         media_type, data = source.get("media_type"), source.get("data")
-        if media_type not in IMAGE_TYPES:
+        if not isinstance(media_type, str) or media_type not in IMAGE_TYPES:
             raise _invalid(f"{where}.source.media_type", f"must be one of {sorted(IMAGE_TYPES)}")
         if not isinstance(data, str) or not data:
             raise _invalid(f"{where}.source.data", "must be a non-empty base64 string")
@@ -389,7 +389,7 @@ def _effort(thinking: Any, output_config: Any) -> str | None:
             raise _invalid("thinking.type", "must be 'enabled', 'disabled' or 'adaptive'")
     if isinstance(output_config, dict) and output_config.get("effort") is not None:
         effort = output_config["effort"]
-        if effort not in OUTPUT_EFFORTS:
+        if not isinstance(effort, str) or effort not in OUTPUT_EFFORTS:
             raise _invalid("output_config.effort", f"must be one of {sorted(OUTPUT_EFFORTS)}")
         return OUTPUT_EFFORTS[effort]
     return None

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from router.config import TenantConfig
 from router.errors import (
@@ -34,6 +34,7 @@ from router.errors import (
     StoreUnavailableError,
 )
 from router.http.dashboard.summary import summarize
+from router.http.jsonio import JSONResponse
 from router.proxy import Router
 from router.state.decision_log import DecisionLog
 from router.state.tenants import TenantDirectory

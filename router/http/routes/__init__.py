@@ -1,0 +1,1 @@
+"""The server's routes, one module per concern; ``router.http.server`` includes each router."""

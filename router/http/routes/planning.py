@@ -1,0 +1,84 @@
+"""Deciding without answering: ``/v1/route`` and Anthropic's ``/v1/messages/count_tokens``.
+
+Both are rate-limited like a chat (a request against the tenant's
+requests-per-minute, nothing charged), and both do their CPU work (the
+classifier, the token count) in a thread, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from router.accounting import tolerant
+from router.config import TenantConfig
+from router.errors import BudgetExceededError, ThinkrouteError
+from router.http.auth import CallingTenant
+from router.http.body import read_json
+from router.http.jsonio import JSONResponse
+from router.http.routes.chat import CHAT_BODY, MESSAGES_BODY, latency_limit
+from router.http.services import AppServices, Services
+from router.http.wire import ANTHROPIC_WIRE
+from router.policy import explain
+from router.requests import parse_chat_request
+from router.upstream.dispatch import count_prompt_tokens
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+@router.post("/v1/route", openapi_extra=CHAT_BODY)
+async def route(request: Request, tenant: CallingTenant, found: AppServices) -> Response:
+    """The decision a chat would get, with no model called."""
+    chat = parse_chat_request(await read_json(request))
+    latency_limit_s = latency_limit(request)
+    await _count_request(found, tenant)
+    decision = await found.router.plan_route(chat, tenant, latency_limit_s=latency_limit_s)
+    return JSONResponse({**decision.as_dict(), "explanation": explain(decision)})
+
+
+@router.post("/v1/messages/count_tokens", openapi_extra=MESSAGES_BODY)
+async def anthropic_count_tokens(request: Request, found: AppServices) -> Response:
+    """Anthropic's token count, which coding agents ask before they send a long context.
+
+    Counted for the model the request would be routed to, with no model called.
+    """
+    try:
+        tenant = await found.directory.authenticate(ANTHROPIC_WIRE.api_key(request.headers))
+        body = await read_json(request)
+        if isinstance(body, dict):  # a count needs no max_tokens; a message does
+            body = {"max_tokens": 1, **body}
+        chat = ANTHROPIC_WIRE.parse(body)
+        await _count_request(found, tenant)
+        decision = await found.router.plan_route(chat, tenant)
+        deployment = found.router.config.deployment(decision.model or "")
+        assert deployment is not None  # decisions only name configured models
+        count = await asyncio.to_thread(
+            count_prompt_tokens, deployment, chat.messages, chat.params.get("tools")
+        )
+    except ThinkrouteError as exc:
+        return JSONResponse(
+            ANTHROPIC_WIRE.error_body(exc), status_code=exc.status_code, headers=exc.headers()
+        )
+    return JSONResponse({"input_tokens": count})
+
+
+async def _count_request(found: Services, tenant: TenantConfig) -> None:
+    """Count one request against the tenant's requests-per-minute, or raise a 429.
+
+    A reservation of nothing, given back at once: the request is counted in the
+    minute's window and no money is held. Without Redis, the tenant's
+    ``on_store_failure`` decides, as for a chat.
+    """
+    budgets = found.router.budgets
+    if budgets is None or tenant.rate_limits.requests_per_minute is None:
+        return
+    try:
+        held = await tolerant(tenant, budgets.reserve(tenant, amount_usd=0.0, tokens=0))
+    except BudgetExceededError:
+        return  # deciding costs nothing: a spent budget does not stop it
+    if held is not None:
+        await tolerant(tenant, budgets.release(held))

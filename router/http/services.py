@@ -1,0 +1,50 @@
+"""What every route of one app shares, built once by ``create_app`` and kept on ``app.state``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from router.config import ServerConfig
+from router.errors import StoreUnavailableError
+from router.observe.metrics import Metrics
+from router.proxy import Router
+from router.state.budgets import Budgets
+from router.state.decision_log import DecisionLog
+from router.state.tenants import TenantDirectory
+
+__all__ = ["AppServices", "Services", "services"]
+
+
+@dataclass(frozen=True)
+class Services:
+    """The router, the tenant directory, the decision log and metrics, and the operator keys."""
+
+    router: Router
+    directory: TenantDirectory
+    decisions: DecisionLog | None
+    metrics: Metrics | None
+    admin_digest: str | None
+    metrics_digest: str | None
+
+    @property
+    def settings(self) -> ServerConfig:
+        return self.router.config.server
+
+    def budgets(self) -> Budgets:
+        """The budget store, or a 503 when usage cannot be kept (no Redis configured)."""
+        if self.router.budgets is None:
+            raise StoreUnavailableError("usage is kept in Redis, and none is configured")
+        return self.router.budgets
+
+
+def services(request: Request) -> Services:
+    """The app's :class:`Services` (a FastAPI dependency)."""
+    found: Services = request.app.state.services
+    return found
+
+
+# A route's parameter ``found: AppServices`` receives the app's Services.
+AppServices = Annotated[Services, Depends(services)]
