@@ -27,7 +27,8 @@ from router.proxy import Router
 from tests.router.conftest import proxy_config
 from tests.router.fakes import Fault, InMemoryBudgets
 
-pytestmark = pytest.mark.filterwarnings(  # raised by LiteLLM's first imports, as in test_redis_outage
+# Raised by LiteLLM's first imports, as in test_redis_outage.
+pytestmark = pytest.mark.filterwarnings(
     "ignore:Accessing the 'model_(computed_)?fields' attribute:DeprecationWarning",
     "ignore:Items? .* on TypedDict class .* using the `ReadOnly` qualifier:UserWarning",
 )
@@ -101,8 +102,8 @@ async def run(router: Router, upstream: Any, case: Case) -> tuple[InMemoryBudget
     budgets = InMemoryBudgets()
     router.budgets = budgets
     outcome = Outcome()
-    request = {"model": "auto", "stream": case.is_stream, "max_tokens": 32,
-               "messages": [{"role": "user", "content": f"say something about {case.id}"}]}  # fmt: skip
+    question = {"role": "user", "content": f"say something about {case.id}"}
+    request = {"model": "auto", "stream": case.is_stream, "max_tokens": 32, "messages": [question]}
     for model in ("fast-model", "reasoning-model"):
         if case.point == "upstream" and case.kind == "raise":
             upstream.control(model, fail_status=500)
