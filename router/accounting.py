@@ -280,23 +280,20 @@ async def _open_ticket(
     recent = (decision.tier, decision.score) if routed and decision.score is not None else None
     reservation_id = uuid.uuid4().hex
     try:
-        ticket.reservation = await tolerant(
-            tenant,
-            budgets.reserve(
-                tenant, amount_usd=bound, tokens=prompt_tokens + output_tokens * n,
-                routed=recent, reservation_id=reservation_id,
-            ),
+        ticket.reservation = await budgets.reserve(
+            tenant, amount_usd=bound, tokens=prompt_tokens + output_tokens * n,
+            routed=recent, reservation_id=reservation_id,
         )  # fmt: skip
-    except BaseException as exc:
-        # Refused outright, nothing was held; cancelled or timed out, the script may have
-        # run: give back whatever it reserved under this id.
-        if not isinstance(exc, StoreUnavailableError | anyio.get_cancelled_exc_class()):
+    except (StoreUnavailableError, anyio.get_cancelled_exc_class()) as exc:
+        # Cancelled or failed, the script may have run: give back what it may have reserved
+        # under this id. Not for a tenant served anyway through a slow Redis: its reservation
+        # holds no money, and a second wait on Redis would only delay the answer.
+        is_served = isinstance(exc, StoreUnavailableError) and _may_go_on_without_store(tenant, exc)
+        if not (is_served and isinstance(exc, StoreTimeoutError)):
+            lost = Reservation(reservation_id, tenant.name, to_micro(bound), 0)
+            await _release(budgets, lost)
+        if not is_served:
             raise
-        lost = Reservation(reservation_id, tenant.name, to_micro(bound), 0)
-        await _release(budgets, lost)
-        raise
-    if ticket.reservation is None:  # served unmetered: the store may still hold it
-        await _release(budgets, Reservation(reservation_id, tenant.name, to_micro(bound), 0))
     if ticket.is_close_to_limit and not is_client_limit:
         ticket.output_cap = output_tokens
     return ticket
@@ -318,14 +315,18 @@ async def tolerant(tenant: TenantConfig, operation: Awaitable[_T]) -> _T | None:
     """
     try:
         return await operation
-    except StoreTimeoutError:
-        if tenant.on_store_failure == "closed" or tenant.has_budget:
+    except StoreUnavailableError as exc:
+        if not _may_go_on_without_store(tenant, exc):
             raise
         return None
-    except StoreUnavailableError:
-        if tenant.on_store_failure == "closed":
-            raise
-        return None
+
+
+def _may_go_on_without_store(tenant: TenantConfig, failure: StoreUnavailableError) -> bool:
+    """Whether a tenant is served through this Redis failure: not if it fails closed, and
+    not through a timeout if it has a budget (a slow Redis is not down)."""
+    if tenant.on_store_failure == "closed":
+        return False
+    return not (isinstance(failure, StoreTimeoutError) and tenant.has_budget)
 
 
 def estimate_prompt_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
