@@ -131,6 +131,19 @@ class Ticket:
             return False
         return held.room_micro < CLOSE_TO_LIMIT_RESERVATIONS * held.amount_micro
 
+    @property
+    def is_budget_tight(self) -> bool:
+        """Close to the limit, or past the point where the tenant is degraded to the fast
+        tier: no spending beyond what was reserved (no fallback to a pricier tier)."""
+        held, tenant = self.reservation, self.tenant
+        if self.is_close_to_limit:
+            return True
+        if held is None or held.spent is None or tenant is None:
+            return False
+        budget = tenant.budget
+        is_degrading = budget.on_exhaustion == "degrade"
+        return is_degrading and held.spent.spent_fraction(tenant) >= budget.degrade_at
+
     async def __aenter__(self) -> Ticket:
         return self
 

@@ -594,10 +594,10 @@ def _upstream_params(request: ChatRequest, ticket: Ticket) -> dict[str, Any]:
 
 def _fallback(plan: _Plan, ticket: Ticket) -> Target | None:
     """The tier to try if the chosen one fails, unless that would spend past what the
-    budget allows: a request degraded to the fast tier, or one near the end of its
-    budget, never falls back to the pricier reasoning tier."""
+    budget allows: a request of a tenant degraded to the fast tier, or near the end of
+    its budget, never falls back to the pricier reasoning tier."""
     is_upward = plan.decision.tier == "fast"
-    if is_upward and (plan.decision.reason == BUDGET_DEGRADED or ticket.is_close_to_limit):
+    if is_upward and (plan.decision.reason == BUDGET_DEGRADED or ticket.is_budget_tight):
         return None
     return plan.fallback
 

@@ -60,7 +60,8 @@ USAGE_FIELDS = (
 # limit, then reserve in every window. KEYS: resv zset, resv data hash, day, month,
 # requests this/last minute, tokens this/last minute, recent list, usage day, usage month.
 # A budget refusal says 'busy' when settled spend alone would leave room (only requests
-# in flight hold it); success returns the room left in the tightest budget window.
+# in flight hold it); success returns the room left in the tightest budget window and
+# the day's and month's spend with this reservation.
 _RESERVE = """
 if redis.call('HEXISTS', KEYS[2], ARGV[11]) == 1 then return {'ok'} end
 local now = tonumber(ARGV[1])
@@ -128,7 +129,7 @@ if day_limit >= 0 then room = day_limit - day_spent - amount end
 if month_limit >= 0 and (room < 0 or month_limit - month_spent - amount < room) then
   room = month_limit - month_spent - amount
 end
-return {'ok', tostring(room)}
+return {'ok', tostring(room), tostring(day_spent + amount), tostring(month_spent + amount)}
 """
 
 # Replace a reservation by the real cost and record usage; a no-op for one already
@@ -177,6 +178,8 @@ class Reservation:
     # What the tightest budget window has left after this reservation; None when the
     # tenant has no money budget, or a retried reservation could not tell.
     room_micro: int | None = None
+    # The windows' spend, this reservation included (None: could not tell).
+    spent: BudgetState | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,8 +290,11 @@ class Budgets:
                 f"tenant '{tenant.name}' is over its {what}-per-minute limit",
                 retry_after_s=max(1, math.ceil(MINUTE_S - now % MINUTE_S)),
             )
-        room = int(outcome[1]) if len(outcome) > 1 and int(outcome[1]) >= 0 else None
-        return dataclasses.replace(reservation, room_micro=room)
+        if len(outcome) < 4:  # a retry of a reservation already made: nothing to tell
+            return reservation
+        room = int(outcome[1]) if int(outcome[1]) >= 0 else None
+        spent = BudgetState(int(outcome[2]), int(outcome[3]), [])
+        return dataclasses.replace(reservation, room_micro=room, spent=spent)
 
     async def settle(
         self,

@@ -77,8 +77,9 @@ class InMemoryBudgets:
         if limit is not None and self.spent_micro + amount > to_micro(limit):
             raise BudgetExceededError("in-memory budget spent", retry_after_s=60)
         room = None if limit is None else to_micro(limit) - self.spent_micro - amount
+        spent = BudgetState(self.spent_micro + amount, self.spent_micro + amount, [])
         held = Reservation(reservation_id or f"r{len(self.closings)}", tenant.name, amount,
-                           tokens, room_micro=room)  # fmt: skip
+                           tokens, room_micro=room, spent=spent)  # fmt: skip
         self.open[held.id] = held
         self.reserved.add(held.id)
         await self._at("reserve:after")

@@ -228,17 +228,18 @@ async def test_a_refusal_caused_only_by_requests_in_flight_says_so_and_may_be_re
 
 
 class SureClassifier:
-    """The real classifier, but every text is surely hard: routed requests go to reasoning."""
+    """The real classifier, but every text gets one score: 0.99 routes to reasoning."""
 
-    def __init__(self, inner) -> None:
+    def __init__(self, inner, score: float = 0.99) -> None:
         self.inner = inner
+        self.score = score
         self.fingerprint = f"sure-{uuid.uuid4().hex[:8]}"  # its scores are its own
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
     def score_texts(self, texts):
-        return [0.99] * len(texts)
+        return [self.score] * len(texts)
 
 
 def post_chat(server, key: str, body: dict) -> httpx.Response:
@@ -307,17 +308,21 @@ def test_near_the_end_of_a_budget_output_is_capped_at_what_was_reserved(
 
 
 @pytest.mark.anyio
-async def test_a_degraded_request_never_falls_back_to_the_reasoning_tier(
-    store, classifier, clean_upstream, tenant_name, cleanup
+@pytest.mark.parametrize("score", [0.99, 0.01], ids=["degraded-from-reasoning", "scored-fast"])
+async def test_a_degraded_tenant_never_falls_back_to_the_reasoning_tier(
+    store, classifier, clean_upstream, tenant_name, cleanup, score
 ):
+    """Past its degrade point, with room left for many more requests: whether the request
+    was degraded from reasoning or scored fast, a failing fast model is not replaced by
+    the reasoning tier its reservation does not cover."""
     config = proxy_config(clean_upstream.base_url)
     budgets = Budgets(store)
-    acme = tenant(tenant_name, budget={"daily_usd": 0.01, "on_exhaustion": "degrade",
+    acme = tenant(tenant_name, budget={"daily_usd": 10.0, "on_exhaustion": "degrade",
                                        "degrade_at": 0.5})  # fmt: skip
-    spent = await budgets.reserve(acme, amount_usd=0.006, tokens=1)
-    await budgets.settle(spent, cost_usd=0.006, usage=served_usage(), tier="fast",
-                         routed=False, baseline_usd=0.006)  # fmt: skip
-    router = Router(config=config, classifier=SureClassifier(classifier), store=store,
+    spent = await budgets.reserve(acme, amount_usd=6.0, tokens=1)
+    await budgets.settle(spent, cost_usd=6.0, usage=served_usage(), tier="fast",
+                         routed=False, baseline_usd=6.0)  # fmt: skip
+    router = Router(config=config, classifier=SureClassifier(classifier, score), store=store,
                     budgets=budgets)  # fmt: skip
     clean_upstream.control("fast-model", fail_status=500)
     question = {"model": "auto", "messages": [{"role": "user", "content": "prove it"}]}
@@ -327,7 +332,7 @@ async def test_a_degraded_request_never_falls_back_to_the_reasoning_tier(
     finally:
         await router.dispatcher.aclose()
     assert [r["body"]["model"] for r in clean_upstream.requests] == ["fast-model"]
-    assert (await budgets.state(acme)).day_spent_micro == 6000  # released, nothing more
+    assert (await budgets.state(acme)).day_spent_micro == 6_000_000  # released, nothing more
 
 
 @pytest.mark.anyio
