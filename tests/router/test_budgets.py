@@ -9,7 +9,7 @@ import anyio
 import httpx
 import pytest
 
-from router.accounting import estimate_prompt_tokens
+from router.accounting import estimate_prompt_tokens, prompt_token_bound
 from router.config import TenantConfig
 from router.errors import (
     BudgetExceededError,
@@ -18,6 +18,7 @@ from router.errors import (
     UpstreamError,
 )
 from router.proxy import Router
+from router.requests import parse_chat_request
 from router.state.budgets import Budgets, to_micro
 from router.state.store import Store
 from tests.router.conftest import proxy_config
@@ -358,3 +359,28 @@ async def test_a_reasoning_stream_cut_before_its_usage_is_charged_its_reserved_o
     day = await budgets.usage(acme)
     assert day["day"]["spend_usd"] == pytest.approx(stream.cost_usd, abs=1e-9)
     assert day["day"]["reserved_usd"] == 0
+
+
+TOKEN_DENSE = {
+    "spaced letters": "a " * 5_000,
+    "digits": "7 1 " * 2_500,
+    "emoji": "🙂" * 2_000,
+    "chinese": "数学证明" * 1_000,
+    "punctuation": "!?" * 5_000,
+    "prose": "Prove that there are infinitely many primes of the form 4k+3. " * 100,
+}
+
+
+@pytest.mark.parametrize("text", TOKEN_DENSE.values(), ids=TOKEN_DENSE.keys())
+@pytest.mark.parametrize("model", ["gpt-4o", "gpt-3.5-turbo"])
+def test_the_prompt_bound_is_never_below_a_real_tokenizers_count(text, model):
+    """Counted with the tokenizers LiteLLM ships (o200k and cl100k, offline): the UTF-8
+    bound holds for text where characters/3 fell short."""
+    import litellm  # its tokenizers: the upstream's own counting
+
+    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": text}]
+    request = parse_chat_request({"model": "fast", "messages": messages})
+    real = litellm.token_counter(model=model, messages=messages)
+    assert prompt_token_bound(request) >= real
+    if text == TOKEN_DENSE["spaced letters"]:
+        assert estimate_prompt_tokens(messages) < real  # the old reservation's shortfall
