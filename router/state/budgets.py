@@ -251,7 +251,8 @@ class Budgets:
         if limit is not None and amount > to_micro(limit):
             raise BudgetExceededError(
                 f"this request could cost up to ${amount / 1e6:.6f}, over tenant "
-                f"'{tenant.name}''s per-request limit of ${limit:.6f}; lower max_tokens",
+                f"'{tenant.name}''s per-request limit of ${limit:.6f}; lower max_tokens or "
+                "shorten the prompt (it is counted as one token a byte)",
                 retry_after_s=None,
             )
         reservation = Reservation(reservation_id or uuid.uuid4().hex, tenant.name, amount, tokens)
