@@ -1,55 +1,165 @@
-"""A request's money, from the estimate before dispatch to the charge after it.
+"""A request's money, from the reservation before dispatch to the charge after it.
 
-:func:`open_ticket` estimates what the chosen model could cost (prompt tokens
-plus ``max_tokens``, or the tier's typical output with reasoning tokens) and
-reserves it against the tenant's budgets; the :class:`Ticket` it returns
-settles the real cost from usage, or releases the reservation when the call
-fails. Without Redis a tenant that fails open is served on an empty ticket,
-and one that fails closed is refused.
+:func:`open_ticket` reserves what the chosen model could cost against the
+tenant's budgets and hands back a :class:`Ticket`, the one owner of that
+reservation. Whoever holds the ticket settles it (the real cost, from usage) or
+lets ``async with`` release it; a stream takes the ticket over and settles it
+when it closes. Settling and releasing run shielded from cancellation, and the
+ticket closes once: a reservation is never leaked by a cancelled task and never
+charged twice.
+
+    async with open_ticket(config, budgets, tenant, request, decision, target,
+                           routed=True) as ticket:
+        response = await call_the_model(...)
+        await ticket.settle(served, response["usage"])
+    # left without settling (an error, a cancel): the reservation is released
+
+Without Redis a tenant that fails open is served on an empty ticket, one that
+fails closed is refused; a Redis that is only slow refuses budgeted tenants
+(503, retry) rather than serving them unmetered.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
-from collections.abc import Awaitable, Mapping, Sequence
+import uuid
+from collections.abc import Awaitable, Generator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, Protocol, TypeVar
+
+import anyio
 
 from router.config import Config, ModelDeployment, TenantConfig
-from router.errors import StoreUnavailableError
+from router.errors import StoreTimeoutError, StoreUnavailableError
 from router.policy import RouteDecision
 from router.requests import ChatRequest
-from router.state.budgets import Budgets, Reservation, to_micro
+from router.state.budgets import BudgetState, Reservation, to_micro
 from router.upstream.dispatch import Served, Target, cost_usd
 
-__all__ = ["Ticket", "estimate_prompt_tokens", "open_ticket", "tolerant"]
+__all__ = [
+    "BudgetBook",
+    "Ticket",
+    "estimate_prompt_tokens",
+    "open_ticket",
+    "prompt_token_bound",
+    "tolerant",
+]
 
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-# Reservations should not fall short: OpenAI's tokenizers average about 4 characters a
+# Rate limits count estimated tokens: OpenAI's tokenizers average about 4 characters a
 # token in English, so 3 errs high; each message adds a few tokens of framing.
 CHARS_PER_TOKEN = 3.0
 TOKENS_PER_MESSAGE = 4
 # What a stream that ended early produced, when no usage says: about 4 characters a token.
 CHARS_PER_OUTPUT_TOKEN = 4.0
+# "Close to the end of a budget": fewer than this many more reservations like this one
+# fit. A request without max_tokens is then capped at the output it reserved.
+CLOSE_TO_LIMIT_RESERVATIONS = 20
+
+
+class BudgetBook(Protocol):
+    """What accounting needs of a budget store: :class:`router.state.budgets.Budgets`,
+    or the in-memory one the tests use."""
+
+    async def state(self, tenant: TenantConfig) -> BudgetState: ...
+
+    async def reserve(
+        self,
+        tenant: TenantConfig,
+        *,
+        amount_usd: float,
+        tokens: int,
+        routed: tuple[str, float] | None = None,
+        reservation_id: str | None = None,
+    ) -> Reservation: ...
+
+    async def settle(
+        self,
+        reservation: Reservation,
+        *,
+        cost_usd: float,
+        usage: dict[str, Any] | None,
+        tier: str,
+        routed: bool,
+        baseline_usd: float,
+    ) -> int: ...
+
+    async def release(self, reservation: Reservation) -> None: ...
+
+    async def record_cache_hit(self, tenant: TenantConfig) -> None: ...
 
 
 @dataclass
 class Ticket:
-    """Settles or releases one request's reservation, exactly once."""
+    """Owns one request's reservation: settles or releases it, exactly once.
 
-    budgets: Budgets | None
+    ``output_cap``: when the budget is nearly spent and the client set no
+    ``max_tokens``, the output the reservation covers, to pass upstream as the limit.
+    """
+
+    budgets: BudgetBook | None
     tenant: TenantConfig | None
     reservation: Reservation | None
     decision: RouteDecision
     prompt_tokens_estimate: int
     baseline: ModelDeployment | None  # the reasoning tier, for "savings against always-reasoning"
     routed: bool
-    _closed: bool = False
+    output_tokens_reserved: int = 0
+    output_cap: int | None = None
+    # A cut stream of a model that reasons out of sight is charged its reserved output.
+    reasons_hidden: bool = False
     # Set by settle(): what always-reasoning would have cost for the same usage, in USD.
     baseline_usd: float = 0.0
+    _closed: bool = False
+    _handed_over: bool = False
+
+    @property
+    def is_closed(self) -> bool:
+        """Settled or released: nothing more will reach the books."""
+        return self._closed
+
+    @property
+    def is_close_to_limit(self) -> bool:
+        """Whether this request's budget could pay for only a few more like it."""
+        held = self.reservation
+        if held is None or held.room_micro is None:
+            return False
+        return held.room_micro < CLOSE_TO_LIMIT_RESERVATIONS * held.amount_micro
+
+    @property
+    def is_budget_tight(self) -> bool:
+        """Close to the limit, or past the point where the tenant is degraded to the fast
+        tier: no spending beyond what was reserved (no fallback to a pricier tier)."""
+        held, tenant = self.reservation, self.tenant
+        if self.is_close_to_limit:
+            return True
+        if held is None or held.spent is None or tenant is None:
+            return False
+        budget = tenant.budget
+        is_degrading = budget.on_exhaustion == "degrade"
+        return is_degrading and held.spent.spent_fraction(tenant) >= budget.degrade_at
+
+    async def __aenter__(self) -> Ticket:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if not self._handed_over:
+            await self.release()
+
+    def hand_over(self) -> Ticket:
+        """Give the ticket to a new owner (a stream): leaving ``async with`` keeps it open."""
+        self._handed_over = True
+        return self
 
     async def settle(
         self,
@@ -61,14 +171,15 @@ class Ticket:
         """Charge the real cost; returns it in USD, rounded to the micro-dollar.
 
         With no usage (a stream cut off by either side) the charge is for what was
-        produced: the estimated prompt plus the streamed text's tokens. Reasoning a
-        provider keeps hidden is not seen, so a cut stream may be undercharged by it.
+        produced: the estimated prompt plus the streamed text's tokens, and for a model
+        that reasons out of sight at least the output reserved (its hidden reasoning is
+        billed by the provider but reported only at the end).
         """
         if not usage and produced_text is not None:
-            usage = {
-                "prompt_tokens": self.prompt_tokens_estimate,
-                "completion_tokens": math.ceil(len(produced_text) / CHARS_PER_OUTPUT_TOKEN),
-            }
+            produced = math.ceil(len(produced_text) / CHARS_PER_OUTPUT_TOKEN)
+            if self.reasons_hidden:
+                produced = max(produced, self.output_tokens_reserved)
+            usage = {"prompt_tokens": self.prompt_tokens_estimate, "completion_tokens": produced}
         usage = dict(usage or {})
         charged = to_micro(cost_usd(served.target.deployment, usage)) / 1e6
         if self._closed:
@@ -79,22 +190,25 @@ class Ticket:
         self.baseline_usd = max(baseline, charged)
         if self.budgets is None or self.reservation is None:
             return charged
-        try:
-            await self.budgets.settle(
-                self.reservation,
-                cost_usd=charged,
-                usage=usage,
-                tier=self.decision.tier,
-                routed=self.routed,
-                baseline_usd=baseline,
-            )
-        except StoreUnavailableError:
-            # The reservation expires and is swept; this charge is lost to the books.
-            logger.error(
-                "could not settle $%.6f for tenant %s: Redis is unavailable",
-                charged,
-                self.reservation.tenant,
-            )
+        # Shielded: a cancelled task cancels its own cleanup's awaits too, and the money
+        # was spent whether or not the client is still there.
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.budgets.settle(
+                    self.reservation,
+                    cost_usd=charged,
+                    usage=usage,
+                    tier=self.decision.tier,
+                    routed=self.routed,
+                    baseline_usd=baseline,
+                )
+            except StoreUnavailableError:
+                # The reservation expires and is swept; this charge is lost to the books.
+                logger.error(
+                    "could not settle $%.6f for tenant %s: Redis is unavailable",
+                    charged,
+                    self.reservation.tenant,
+                )
         return charged
 
     async def release(self) -> None:
@@ -102,17 +216,58 @@ class Ticket:
         if self._closed:
             return
         self._closed = True
-        if self.budgets is None or self.reservation is None:
-            return
-        try:
-            await self.budgets.release(self.reservation)
-        except StoreUnavailableError:
-            logger.warning("could not release a reservation; it will expire")
+        if self.budgets is not None and self.reservation is not None:
+            await _release(self.budgets, self.reservation)
 
 
-async def open_ticket(
+class _OpeningTicket:
+    """``open_ticket(...)``: awaited, the ticket; or ``async with``, owned by the block."""
+
+    def __init__(self, opening: Awaitable[Ticket]) -> None:
+        self._opening = opening
+        self._ticket: Ticket | None = None
+
+    def __await__(self) -> Generator[Any, None, Ticket]:
+        return self._opening.__await__()
+
+    async def __aenter__(self) -> Ticket:
+        self._ticket = await self._opening
+        return self._ticket
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        assert self._ticket is not None
+        await self._ticket.__aexit__(exc_type, exc, traceback)
+
+
+def open_ticket(
     config: Config,
-    budgets: Budgets | None,
+    budgets: BudgetBook | None,
+    tenant: TenantConfig | None,
+    request: ChatRequest,
+    decision: RouteDecision,
+    target: Target,
+    *,
+    routed: bool,
+) -> _OpeningTicket:
+    """Reserve the request's cost; raises BudgetExceeded or RateLimited if refused.
+
+    The amount reserved is an upper bound on the prompt (its UTF-8 bytes: a token
+    is at least one byte) plus ``max_tokens`` (or the tier's typical output, then
+    capped at that when the budget is nearly spent).
+    """
+    return _OpeningTicket(
+        _open_ticket(config, budgets, tenant, request, decision, target, routed=routed)
+    )
+
+
+async def _open_ticket(
+    config: Config,
+    budgets: BudgetBook | None,
     tenant: TenantConfig | None,
     request: ChatRequest,
     decision: RouteDecision,
@@ -120,35 +275,71 @@ async def open_ticket(
     *,
     routed: bool,
 ) -> Ticket:
-    """Reserve the request's estimated cost; raises BudgetExceeded or RateLimited if refused."""
     prompt_tokens = estimate_prompt_tokens(request.messages)
     reasoning_tier = config.tiers.get("reasoning")
     baseline = config.deployment(reasoning_tier.model) if reasoning_tier else None
+    tier = _tier_of(config, decision, target)
     ticket = Ticket(budgets, tenant, None, decision, prompt_tokens, baseline, routed)
+    ticket.reasons_hidden = tier == "reasoning"
+    output_tokens, is_client_limit = _output_tokens(config, request, tier)
+    ticket.output_tokens_reserved = output_tokens
     if budgets is None or tenant is None:
         return ticket
-    output_tokens = _output_tokens(config, request, decision, target)
-    estimate = cost_usd(
-        target.deployment, {"prompt_tokens": prompt_tokens, "completion_tokens": output_tokens}
+    n = int(request.params.get("n") or 1)
+    bound = cost_usd(
+        target.deployment,
+        {"prompt_tokens": prompt_token_bound(request), "completion_tokens": output_tokens * n},
     )
     recent = (decision.tier, decision.score) if routed and decision.score is not None else None
-    ticket.reservation = await tolerant(
-        tenant,
-        budgets.reserve(
-            tenant, amount_usd=estimate, tokens=prompt_tokens + output_tokens, routed=recent
-        ),
-    )
+    reservation_id = uuid.uuid4().hex
+    try:
+        ticket.reservation = await budgets.reserve(
+            tenant, amount_usd=bound, tokens=prompt_tokens + output_tokens * n,
+            routed=recent, reservation_id=reservation_id,
+        )  # fmt: skip
+    except (StoreUnavailableError, anyio.get_cancelled_exc_class()) as exc:
+        # Cancelled or failed, the script may have run: give back what it may have reserved
+        # under this id. Not for a tenant served anyway through a slow Redis: its reservation
+        # holds no money, and a second wait on Redis would only delay the answer.
+        is_served = isinstance(exc, StoreUnavailableError) and _may_go_on_without_store(tenant, exc)
+        if not (is_served and isinstance(exc, StoreTimeoutError)):
+            lost = Reservation(reservation_id, tenant.name, to_micro(bound), 0)
+            await _release(budgets, lost)
+        if not is_served:
+            raise
+    if ticket.is_close_to_limit and not is_client_limit:
+        ticket.output_cap = output_tokens
     return ticket
 
 
+async def _release(budgets: BudgetBook, reservation: Reservation) -> None:
+    with anyio.CancelScope(shield=True):
+        try:
+            await budgets.release(reservation)
+        except StoreUnavailableError:
+            logger.warning("could not release a reservation; it will expire")
+
+
 async def tolerant(tenant: TenantConfig, operation: Awaitable[_T]) -> _T | None:
-    """Await a Redis operation; without Redis a tenant that fails open goes on without it."""
+    """Await a Redis operation; without Redis a tenant that fails open goes on without it.
+
+    A Redis that only answered slowly is not down: a tenant with a budget is refused
+    (503, retry) rather than served unmetered.
+    """
     try:
         return await operation
-    except StoreUnavailableError:
-        if tenant.on_store_failure == "closed":
+    except StoreUnavailableError as exc:
+        if not _may_go_on_without_store(tenant, exc):
             raise
         return None
+
+
+def _may_go_on_without_store(tenant: TenantConfig, failure: StoreUnavailableError) -> bool:
+    """Whether a tenant is served through this Redis failure: not if it fails closed, and
+    not through a timeout if it has a budget (a slow Redis is not down)."""
+    if tenant.on_store_failure == "closed":
+        return False
+    return not (isinstance(failure, StoreTimeoutError) and tenant.has_budget)
 
 
 def estimate_prompt_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
@@ -165,16 +356,32 @@ def estimate_prompt_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
     return math.ceil(chars / CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * len(messages)
 
 
-def _output_tokens(
-    config: Config, request: ChatRequest, decision: RouteDecision, target: Target
-) -> int:
+def prompt_token_bound(request: ChatRequest) -> int:
+    """At least as many tokens as any byte-level tokenizer makes of the prompt.
+
+    Every token of a byte-level BPE (OpenAI's, Anthropic's, Llama's) covers at least one
+    byte, so the UTF-8 bytes of everything sent bound it: messages as JSON (roles, tool
+    calls and content parts included) and the tool definitions. Images are billed by
+    size, not bytes of their URL, and are not bounded here.
+    """
+    sent = {"messages": request.messages, "tools": request.params.get("tools")}
+    return len(json.dumps(sent, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+
+
+def _tier_of(config: Config, decision: RouteDecision, target: Target) -> str:
+    """The tier a request's output is estimated as: a direct model by its settings."""
+    if decision.tier != "direct":
+        return decision.tier
+    thinks = target.reasoning_effort not in (None, "none")
+    reasoning = config.tiers.get("reasoning")
+    is_reasoning_model = reasoning is not None and reasoning.model == target.model_name
+    return "reasoning" if thinks or is_reasoning_model else "fast"
+
+
+def _output_tokens(config: Config, request: ChatRequest, tier: str) -> tuple[int, bool]:
+    """Output tokens per choice to reserve, and whether the client's limit bounds them."""
     limit = request.params.get("max_completion_tokens") or request.params.get("max_tokens")
-    if limit is None:
-        tier = decision.tier
-        if tier == "direct":
-            thinks = target.reasoning_effort not in (None, "none")
-            reasoning = config.tiers.get("reasoning")
-            is_reasoning_model = reasoning is not None and reasoning.model == target.model_name
-            tier = "reasoning" if thinks or is_reasoning_model else "fast"
-        limit = config.output_token_estimates[tier]
-    return int(limit) * int(request.params.get("n") or 1)
+    if limit is not None:
+        return int(limit), True
+    # _tier_of resolves "direct" to fast or reasoning, the estimates' keys.
+    return int(config.output_token_estimates[tier]), False  # type: ignore[index]

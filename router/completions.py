@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
 from router.policy import RouteDecision
@@ -43,7 +44,17 @@ class Completion:
 
 @dataclass
 class StreamingCompletion:
-    """A stream of OpenAI chunk dicts; ``cost_usd`` is final once the stream ends."""
+    """A stream of OpenAI chunk dicts; ``cost_usd`` is final once the stream is closed.
+
+    Like httpx's ``client.stream()``, use it as an async context manager (or call
+    :meth:`aclose`): leaving the block early, by ``break`` or an error, closes the
+    upstream and charges what was produced. A stream read to its end closes itself.
+
+        async with await router.astream(request) as stream:
+            async for chunk in stream.chunks:
+                ...
+        print(stream.cost_usd)
+    """
 
     decision: RouteDecision
     served: Served
@@ -52,3 +63,20 @@ class StreamingCompletion:
     usage: dict[str, Any] | None = field(default=None)
     cache: str = "bypass"  # hit | miss | bypass
     timings: Timings = field(default_factory=lambda: Timings())
+
+    async def aclose(self) -> None:
+        """Stop the stream and settle its cost; safe to call more than once."""
+        close = getattr(self.chunks, "aclose", None)
+        if close is not None:
+            await close()
+
+    async def __aenter__(self) -> StreamingCompletion:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -11,8 +11,10 @@
     ├── ConflictError                    409 conflict (a tenant that exists already)
     ├── RateLimitError                   429 rate_limit_exceeded
     │   ├── RateLimitedError             429 rate_limited (the tenant's own limits)
-    │   └── BudgetExceededError          429 budget_exceeded (retrying cannot help)
+    │   └── BudgetExceededError          429 budget_exceeded (retrying cannot help, unless
+    │                                        only requests in flight hold the budget)
     ├── StoreUnavailableError            503 Redis is unreachable and the tenant fails closed
+    │   └── StoreTimeoutError            503 Redis is slow: budgeted tenants wait for it
     └── UpstreamError                    502 upstream_error
         ├── UpstreamUnavailableError     503 no provider can serve the request now
         └── UpstreamTimeoutError         504 the provider did not answer in time
@@ -37,6 +39,7 @@ __all__ = [
     "RateLimitError",
     "RateLimitedError",
     "RequestTooLargeError",
+    "StoreTimeoutError",
     "StoreUnavailableError",
     "ThinkrouteError",
     "UpstreamError",
@@ -140,17 +143,25 @@ class RateLimitedError(RateLimitError):
 
 
 class BudgetExceededError(RateLimitError):
-    """The tenant's budget for a window (or per request) cannot cover this request."""
+    """The tenant's budget for a window (or per request) cannot cover this request.
+
+    ``is_transient``: only other requests' reservations stand in the way; they settle
+    (usually for less) within seconds, so a retry soon may pass.
+    """
 
     code = "budget_exceeded"
 
-    def __init__(self, message: str, *, retry_after_s: int | None) -> None:
+    def __init__(
+        self, message: str, *, retry_after_s: int | None, is_transient: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+        self.is_transient = is_transient
 
     def headers(self) -> dict[str, str]:
-        # OpenAI's SDKs retry 429s unless told not to; retrying cannot help until the window ends.
-        headers = {"x-should-retry": "false"}
+        # OpenAI's SDKs retry 429s unless told not to; retrying cannot help until the window
+        # ends, except when in-flight reservations alone fill the budget.
+        headers = {"x-should-retry": "true" if self.is_transient else "false"}
         if self.retry_after_s is not None:
             headers["retry-after"] = str(self.retry_after_s)
         return headers
@@ -160,6 +171,16 @@ class StoreUnavailableError(ThinkrouteError):
     status_code = 503
     type = "service_unavailable"
     code = "store_unavailable"
+
+
+class StoreTimeoutError(StoreUnavailableError):
+    """Redis answered too slowly: it is not down, so a budgeted tenant is not served
+    unmetered; the client may retry at once."""
+
+    code = "store_timeout"
+
+    def headers(self) -> dict[str, str]:
+        return {"retry-after": "1", "x-should-retry": "true"}
 
 
 class UpstreamError(ThinkrouteError):

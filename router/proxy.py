@@ -331,19 +331,17 @@ class Router:
                               cache="hit", timings=Timings(plan.routing_s))  # fmt: skip
         assert plan.ticket is not None  # every miss holds a ticket
         started = time.perf_counter()
-        try:
+        # The ticket is released on leaving the block unsettled: an error, a cancel.
+        async with plan.ticket as ticket:
             with self._upstream_span(plan) as span:
                 response, served = await self.dispatcher.complete(
-                    request.params_for_upstream(), plan.target, plan.fallback
+                    _upstream_params(request, ticket), plan.target, _fallback(plan, ticket)
                 )
                 span.set_attributes(_served(served))
-        except BaseException:
-            await plan.ticket.release()
-            raise
-        upstream_s = time.perf_counter() - started
-        charged = await plan.ticket.settle(served, response.get("usage"))
+            upstream_s = time.perf_counter() - started
+            charged = await ticket.settle(served, response.get("usage"))
         await self._store_answer(plan, served, response, tenant)
-        timings = Timings(plan.routing_s, upstream_s, plan.ticket.baseline_usd)
+        timings = Timings(plan.routing_s, upstream_s, ticket.baseline_usd)
         return Completion(response=response, decision=plan.decision, served=served,
                           cost_usd=charged, cache=plan.cache_status, timings=timings)  # fmt: skip
 
@@ -370,24 +368,22 @@ class Router:
                                        cache="hit", timings=Timings(plan.routing_s))  # fmt: skip
         assert plan.ticket is not None  # every miss holds a ticket
         started = time.perf_counter()
-        try:
+        # Released if the stream fails to start; once it has, the stream owns the ticket.
+        async with plan.ticket as ticket:
             with self._upstream_span(plan) as span:
                 chunks, served = await self.dispatcher.stream(
-                    request.params_for_upstream(), plan.target, plan.fallback
+                    _upstream_params(request, ticket), plan.target, _fallback(plan, ticket)
                 )
                 span.set_attributes(_served(served))
-        except BaseException:
-            await plan.ticket.release()
-            raise
-        timings = Timings(plan.routing_s, time.perf_counter() - started)
-        result = StreamingCompletion(decision=plan.decision, served=served, chunks=empty(),
-                                     cache=plan.cache_status, timings=timings)  # fmt: skip
+            timings = Timings(plan.routing_s, time.perf_counter() - started)
+            result = StreamingCompletion(decision=plan.decision, served=served, chunks=empty(),
+                                         cache=plan.cache_status, timings=timings)  # fmt: skip
 
-        async def finished(recorded: list[dict[str, Any]]) -> None:
-            await self._store_answer(plan, served, response_from_chunks(recorded), tenant)
+            async def finished(recorded: list[dict[str, Any]]) -> None:
+                await self._store_answer(plan, served, response_from_chunks(recorded), tenant)
 
-        result.chunks = metered(chunks, result, plan.ticket, finished,
-                                 include_usage=request.include_usage)  # fmt: skip
+            result.chunks = metered(chunks, result, ticket, finished,
+                                     include_usage=request.include_usage)  # fmt: skip
         return result
 
     def completion(self, request: ChatRequest | Mapping[str, Any], **kwargs: Any) -> Completion:
@@ -656,6 +652,25 @@ def _traced(plan: _Plan, tenant: TenantConfig | None) -> dict[str, Any]:
         "thinkroute.model": plan.decision.model,
         "thinkroute.cache": plan.cache_status,
     }
+
+
+def _upstream_params(request: ChatRequest, ticket: Ticket) -> dict[str, Any]:
+    """The request as sent upstream: near the end of a budget, output capped at what the
+    reservation covers (only when the client set no limit of its own)."""
+    params = request.params_for_upstream()
+    if ticket.output_cap is not None:
+        params["max_tokens"] = ticket.output_cap
+    return params
+
+
+def _fallback(plan: _Plan, ticket: Ticket) -> Target | None:
+    """The tier to try if the chosen one fails, unless that would spend past what the
+    budget allows: a request of a tenant degraded to the fast tier, or near the end of
+    its budget, never falls back to the pricier reasoning tier."""
+    is_upward = plan.decision.tier == "fast"
+    if is_upward and (plan.decision.reason == BUDGET_DEGRADED or ticket.is_budget_tight):
+        return None
+    return plan.fallback
 
 
 def _served(served: Served) -> dict[str, Any]:

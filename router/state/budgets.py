@@ -28,6 +28,7 @@ key names with TTLs, so nothing needs sweeping from outside.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import uuid
@@ -46,6 +47,9 @@ MINUTE_S = 60
 DAY_KEY_TTL_S = 3 * 86_400
 MONTH_KEY_TTL_S = 40 * 86_400
 RECORD_TTL_S = 40 * 86_400
+# A refusal only because other requests' reservations fill the budget: they settle,
+# usually for less than reserved, when those calls end.
+IN_FLIGHT_RETRY_AFTER_S = 5
 USAGE_FIELDS = (
     "requests", "routed_requests", "reasoning_requests", "prompt_tokens", "completion_tokens",
     "reasoning_tokens", "spend_micro", "baseline_micro", "cache_hits",
@@ -54,7 +58,10 @@ USAGE_FIELDS = (
 # Idempotent per reservation id (a retry after a timeout must not reserve twice).
 # Sweep expired reservations out of the windows they were added to, then check every
 # limit, then reserve in every window. KEYS: resv zset, resv data hash, day, month,
-# requests this/last minute, tokens this/last minute, recent list.
+# requests this/last minute, tokens this/last minute, recent list, usage day, usage month.
+# A budget refusal says 'busy' when settled spend alone would leave room (only requests
+# in flight hold it); success returns the room left in the tightest budget window and
+# the day's and month's spend with this reservation.
 _RESERVE = """
 if redis.call('HEXISTS', KEYS[2], ARGV[11]) == 1 then return {'ok'} end
 local now = tonumber(ARGV[1])
@@ -79,11 +86,16 @@ local rpm, tpm = tonumber(ARGV[6]), tonumber(ARGV[7])
 local previous_weight = tonumber(ARGV[8])
 local day_spent = tonumber(redis.call('GET', KEYS[3]) or '0')
 local month_spent = tonumber(redis.call('GET', KEYS[4]) or '0')
+local function refuse(window, spent, limit, usage_key)
+  local settled = tonumber(redis.call('HGET', usage_key, 'spend_micro') or '0')
+  if settled + amount <= limit then return {'busy', window, tostring(spent)} end
+  return {'budget', window, tostring(spent)}
+end
 if day_limit >= 0 and day_spent + amount > day_limit then
-  return {'budget', 'day', tostring(day_spent)}
+  return refuse('day', day_spent, day_limit, KEYS[10])
 end
 if month_limit >= 0 and month_spent + amount > month_limit then
-  return {'budget', 'month', tostring(month_spent)}
+  return refuse('month', month_spent, month_limit, KEYS[11])
 end
 if rpm >= 0 then
   local used = tonumber(redis.call('GET', KEYS[5]) or '0')
@@ -112,7 +124,12 @@ if ARGV[15] ~= '' then
   redis.call('LTRIM', KEYS[9], 0, tonumber(ARGV[16]) - 1)
   redis.call('EXPIRE', KEYS[9], ARGV[14])
 end
-return {'ok'}
+local room = -1
+if day_limit >= 0 then room = day_limit - day_spent - amount end
+if month_limit >= 0 and (room < 0 or month_limit - month_spent - amount < room) then
+  room = month_limit - month_spent - amount
+end
+return {'ok', tostring(room), tostring(day_spent + amount), tostring(month_spent + amount)}
 """
 
 # Replace a reservation by the real cost and record usage; a no-op for one already
@@ -158,6 +175,11 @@ class Reservation:
     tenant: str
     amount_micro: int
     tokens: int
+    # What the tightest budget window has left after this reservation; None when the
+    # tenant has no money budget, or a retried reservation could not tell.
+    room_micro: int | None = None
+    # The windows' spend, this reservation included (None: could not tell).
+    spent: BudgetState | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,10 +236,13 @@ class Budgets:
         amount_usd: float,
         tokens: int,
         routed: tuple[str, float] | None = None,
+        reservation_id: str | None = None,
     ) -> Reservation:
         """Hold ``amount_usd`` against every window, or raise without holding anything.
 
         ``routed`` (tier, score) records a routed request for the reasoning share cap.
+        ``reservation_id`` lets a caller that lost the answer (cancelled, timed out)
+        release what may have been reserved.
         """
         now = self.clock()
         keys = _Keys(tenant.name, now)
@@ -226,10 +251,11 @@ class Budgets:
         if limit is not None and amount > to_micro(limit):
             raise BudgetExceededError(
                 f"this request could cost up to ${amount / 1e6:.6f}, over tenant "
-                f"'{tenant.name}''s per-request limit of ${limit:.6f}; lower max_tokens",
+                f"'{tenant.name}''s per-request limit of ${limit:.6f}; lower max_tokens or "
+                "shorten the prompt (it is counted as one token a byte)",
                 retry_after_s=None,
             )
-        reservation = Reservation(uuid.uuid4().hex, tenant.name, amount, tokens)
+        reservation = Reservation(reservation_id or uuid.uuid4().hex, tenant.name, amount, tokens)
         record = f"open|{amount}|{tokens}|{keys.day}|{keys.month}|{keys.tokens_now}"
         minute_elapsed = (now % MINUTE_S) / MINUTE_S
         args = [
@@ -245,12 +271,19 @@ class Budgets:
             lambda: self._reserve(keys=keys.for_reserve(), args=args)
         )
         outcome = [part.decode() if isinstance(part, bytes) else str(part) for part in result]
+        window_name = "daily" if outcome[1:2] == ["day"] else "monthly"
         if outcome[0] == "budget":
-            window = outcome[1]
             raise BudgetExceededError(
-                f"tenant '{tenant.name}' has spent its {'daily' if window == 'day' else 'monthly'}"
-                " budget",
-                retry_after_s=_until_window_end(now, window),
+                f"tenant '{tenant.name}' has spent its {window_name} budget",
+                retry_after_s=_until_window_end(now, outcome[1]),
+            )
+        if outcome[0] == "busy":
+            raise BudgetExceededError(
+                f"tenant '{tenant.name}''s {window_name} budget is held by requests still in "
+                f"flight; their reservations settle when they finish, so retry in "
+                f"{IN_FLIGHT_RETRY_AFTER_S} s",
+                retry_after_s=IN_FLIGHT_RETRY_AFTER_S,
+                is_transient=True,
             )
         if outcome[0] == "rate":
             what = outcome[1]
@@ -258,7 +291,11 @@ class Budgets:
                 f"tenant '{tenant.name}' is over its {what}-per-minute limit",
                 retry_after_s=max(1, math.ceil(MINUTE_S - now % MINUTE_S)),
             )
-        return reservation
+        if len(outcome) < 4:  # a retry of a reservation already made: nothing to tell
+            return reservation
+        room = int(outcome[1]) if int(outcome[1]) >= 0 else None
+        spent = BudgetState(int(outcome[2]), int(outcome[3]), [])
+        return dataclasses.replace(reservation, room_micro=room, spent=spent)
 
     async def settle(
         self,
@@ -350,7 +387,7 @@ class _Keys:
         return [
             self.reservations, self.reservation_data, self.day, self.month,
             self.requests_now, self.requests_before, self.tokens_now, self.tokens_before,
-            self.recent,
+            self.recent, self.usage_day, self.usage_month,
         ]  # fmt: skip
 
     def for_settle(self) -> list[str]:

@@ -25,7 +25,7 @@ import redis.asyncio as redis
 from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from router.errors import StoreUnavailableError
+from router.errors import StoreTimeoutError, StoreUnavailableError
 
 __all__ = ["Script", "Store", "StoreUnavailableError", "redact_url"]
 
@@ -100,9 +100,8 @@ class Store:
                 self._down_until = time.monotonic() + RETRY_AFTER_FAILURE_S
             self._last_error = type(exc).__name__
             logger.warning("redis at %s failed: %s", self.description, type(exc).__name__)
-            raise StoreUnavailableError(
-                f"{self.description} is unavailable: {type(exc).__name__}"
-            ) from exc
+            failure = StoreTimeoutError if slow else StoreUnavailableError
+            raise failure(f"{self.description} is unavailable: {type(exc).__name__}") from exc
         return result
 
     async def call_idempotent(

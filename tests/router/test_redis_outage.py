@@ -1,7 +1,10 @@
-"""Redis stopped under a running proxy, then started again: served throughout, books resume."""
+"""Redis stopped under a running proxy, then started again: served throughout, books resume;
+Redis stalled: slow, not down, so budgeted tenants are not served unmetered."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import httpx
@@ -69,5 +72,42 @@ def test_redis_going_away_and_coming_back(tmp_path, classifier, clean_upstream):
             )
             assert spent == pytest.approx(expected, abs=1e-9)
             assert ask(proxy, "after the outage").headers["x-thinkroute-cache"] == "hit"
+    finally:
+        redis_server.stop()
+
+
+def test_a_stalled_redis_is_slow_not_down_so_budgeted_tenants_are_never_served_unmetered(
+    tmp_path, classifier, clean_upstream
+):
+    """Issue 23: with Redis paused (it accepts connections and never answers), a tenant
+    with a budget was answered and never counted. A timeout is not an outage: the
+    budgeted tenant gets a 503 it may retry; a tenant with nothing to meter is served."""
+    redis_server = EmbeddedRedis(tmp_path, persist=False).start()
+    free_key = "sk-outage-free-0123456789"
+    tenants = [{"name": "outage", "api_keys": [KEY], "budget": {"daily_usd": 0.002}},
+               {"name": "free", "api_keys": [free_key]}]  # fmt: skip
+    config = proxy_config(clean_upstream.base_url, tenants=tenants)
+    router = Router(config=config, classifier=classifier,
+                    store=Store.from_url(redis_server.url, timeout_s=0.3))  # fmt: skip
+    pid = redis_server._process.pid  # noqa: SLF001 - the test pauses the very process
+    try:
+        with BackgroundServer(create_app(router)) as proxy:
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                stalled = [ask(proxy, f"while redis is stalled {i}") for i in range(3)]
+                prompt = [{"role": "user", "content": "free while stalled"}]
+                body = {"model": "fast", "max_tokens": 16, "messages": prompt}
+                free = httpx.post(f"{proxy.url}/v1/chat/completions", json=body, timeout=30,
+                                  headers={"authorization": f"Bearer {free_key}"})  # fmt: skip
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            assert [r.status_code for r in stalled] == [503, 503, 503]
+            assert {r.json()["error"]["code"] for r in stalled} == {"store_timeout"}
+            assert stalled[0].headers["x-should-retry"] == "true"
+            assert free.status_code == 200
+            served = ask(proxy, "after the stall")
+            assert served.status_code == 200
+            # Only what was served is on the books: nothing went through unmetered.
+            assert spend(proxy) == (1, float(served.headers["x-thinkroute-cost-usd"]))
     finally:
         redis_server.stop()
