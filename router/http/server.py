@@ -35,6 +35,7 @@ from router.errors import (
 )
 from router.http.dashboard import install as install_dashboard
 from router.http.openapi import chat_completions_body, json_body, messages_body, tenant_body
+from router.http.responses import responses_routes
 from router.http.wire import ANTHROPIC_WIRE, OPENAI_WIRE, Wire
 from router.observe.logs import last_user_text, request_fields
 from router.observe.metrics import CLIENT_CLOSED, Metrics, RequestOutcome, served_tier
@@ -220,6 +221,8 @@ def create_app(
     async def anthropic_messages(request: Request) -> Response:
         """Anthropic's Messages API (``x-api-key`` or Bearer), routed the same way."""
         return await serve_chat(request, ANTHROPIC_WIRE)
+
+    app.include_router(responses_routes(serve_chat, model_names))
 
     @app.post("/v1/messages/count_tokens", openapi_extra=json_body(messages_body(model_names)))
     async def anthropic_count_tokens(request: Request) -> Response:
