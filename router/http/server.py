@@ -35,7 +35,7 @@ from router.errors import (
 )
 from router.http.dashboard import install as install_dashboard
 from router.http.openapi import chat_completions_body, json_body, messages_body, tenant_body
-from router.http.responses import responses_routes
+from router.http.responses.routes import responses_routes
 from router.http.wire import ANTHROPIC_WIRE, OPENAI_WIRE, Wire
 from router.observe.logs import last_user_text, request_fields
 from router.observe.metrics import CLIENT_CLOSED, Metrics, RequestOutcome, served_tier

@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import router.http.responses.output as output
 from router.errors import ThinkrouteError
+from router.http.responses import output
 from router.http.responses.requests import ResponsesRequest
 
 __all__ = ["format_sse", "stream_events"]
