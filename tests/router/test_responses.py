@@ -8,6 +8,9 @@ upstream that calls tools): every Responses feature a client uses, over
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -345,6 +348,32 @@ def test_a_function_call_round_trip(connect, tool_proxy, tool_upstream, stream):
     ]  # fmt: skip
 
 
+def test_namespaced_functions_round_trip_and_hosted_tools_are_left_out(
+    connect, tool_proxy, tool_upstream
+):
+    namespace = {"type": "namespace", "name": "weather", "description": "Weather tools.",
+                 "tools": [{**WEATHER_TOOL, "name": "now"}]}  # fmt: skip
+    api = connect(tool_proxy)
+    first = api.responses.create(
+        model="fast", input="weather?", tools=[{"type": "web_search"}, namespace]
+    )
+    sent = tool_upstream.requests[-1]["body"]
+    assert [t["function"]["name"] for t in sent["tools"]] == ["weather__now"]
+    (call,) = first.output
+    assert (call.namespace, call.name) == ("weather", "now")
+    result = {"type": "function_call_output", "call_id": call.call_id, "output": "rain"}
+    second = api.responses.create(
+        model="fast", input=[{"role": "user", "content": "weather?"},
+                             call.model_dump(exclude_none=True), result],
+        tools=[namespace],
+    )  # fmt: skip
+    assert second.output_text == "It is rain."
+    assert (
+        tool_upstream.requests[-1]["body"]["messages"][1]["tool_calls"][0]["function"]["name"]
+        == "weather__now"
+    )
+
+
 def test_a_named_tool_choice_is_translated(connect, tool_proxy, tool_upstream):
     connect(tool_proxy).responses.create(
         model="fast", input="weather?", tools=[WEATHER_TOOL],
@@ -376,7 +405,7 @@ def test_an_unknown_or_forbidden_model_is_refused(connect, proxy):
     [
         ({"previous_response_id": "resp_1"}, "previous_response_id", "unsupported_parameter"),
         ({"store": True}, "store", "unsupported_parameter"),
-        ({"tools": [{"type": "web_search"}]}, "tools[0]", "invalid_request"),
+        ({"tools": [{"type": "function", "name": ""}]}, "tools[0].name", "invalid_request"),
         ({"reasoning": {"effort": "extreme"}}, "reasoning.effort", "invalid_request"),
         ({"text": {"format": {"type": "yaml"}}}, "text.format", "invalid_request"),
         ({"extra_body": {"api_base": "http://evil"}}, "api_base", "forbidden_parameter"),
@@ -425,3 +454,24 @@ def test_the_openapi_document_describes_exactly_what_the_parser_accepts():
     body = app.openapi()["paths"]["/v1/responses"]["post"]["requestBody"]
     schema = body["content"]["application/json"]["schema"]
     assert body["required"] and set(schema["properties"]) == KNOWN
+
+
+# -- OpenAI's Codex CLI ---------------------------------------------------------------
+
+CODEX = os.environ.get("CODEX_BIN") or shutil.which("codex")
+
+
+@pytest.mark.skipif(CODEX is None, reason="Codex CLI not installed (npm i -g @openai/codex)")
+def test_the_codex_cli_gets_an_answer_through_the_proxy(proxy, clean_upstream, tmp_path):
+    provider = (f'model_providers.thinkroute={{name="thinkroute", base_url="{proxy.base_url}", '
+                'env_key="THINKROUTE_KEY", wire_api="responses"}')  # fmt: skip
+    run = subprocess.run(
+        [CODEX, "exec", "--skip-git-repo-check", "-m", "auto", "-c", "model_provider=thinkroute",
+         "-c", provider, "Say hello."],
+        env={**os.environ, "CODEX_HOME": str(tmp_path), "THINKROUTE_KEY": ACME_KEY},
+        cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "answer to: Say hello." in run.stdout
+    sent = clean_upstream.requests[-1]["body"]
+    assert sent["tools"] and all(t["type"] == "function" for t in sent["tools"])

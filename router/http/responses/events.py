@@ -69,7 +69,7 @@ class _Stream:
         item = _Item(kind, output.new_id(prefix), len(self.items))
         self.items.append(item)
         events = [self.event("response.output_item.added", output_index=item.index,
-                             item=_whole(item, status="in_progress"))]  # fmt: skip
+                             item=self.whole(item, status="in_progress"))]  # fmt: skip
         if kind == "message":
             events.append(self._part("response.content_part.added", item, ""))
         return item, events
@@ -92,15 +92,18 @@ class _Stream:
             events.append(self.event("response.function_call_arguments.done", **where,
                                      arguments=item.text, name=item.name))  # fmt: skip
         events.append(self.event("response.output_item.done", output_index=item.index,
-                                 item=_whole(item, status="completed")))  # fmt: skip
+                                 item=self.whole(item, status="completed")))  # fmt: skip
         return events
+
+    def whole(self, item: _Item, *, status: str) -> dict[str, Any]:
+        return _whole(item, status=status, namespaces=self.request.echo["namespaces"])
 
     def _part(self, kind: str, item: _Item, text: str) -> dict[str, Any]:
         return self.event(kind, item_id=item.item_id, output_index=item.index, content_index=0,
                           part=output.output_text(text))  # fmt: skip
 
 
-def _whole(item: _Item, *, status: str) -> dict[str, Any]:
+def _whole(item: _Item, *, status: str, namespaces: frozenset[str]) -> dict[str, Any]:
     if item.kind == "message":
         text = item.text if status == "completed" else ""
         message = output.message_item(item.item_id, text, status=status)
@@ -111,7 +114,7 @@ def _whole(item: _Item, *, status: str) -> dict[str, Any]:
         return output.reasoning_item(item.item_id, item.text if status == "completed" else "")
     arguments = item.text if status == "completed" else ""
     return output.function_call_item(item.item_id, item.call_id, item.name, arguments,
-                                     status=status)  # fmt: skip
+                                     namespaces=namespaces, status=status)  # fmt: skip
 
 
 async def stream_events(
@@ -143,7 +146,7 @@ async def stream_events(
     for item in state.items:
         for event in state.close(item):
             yield event
-    items = [_whole(item, status="completed") for item in state.items]
+    items = [state.whole(item, status="completed") for item in state.items]
     status = "incomplete" if state.finish_reason == "length" else "completed"
     name = "response.incomplete" if status == "incomplete" else "response.completed"
     yield state.event(name, response=state.snapshot(status, items))
@@ -197,7 +200,7 @@ def _call_events(state: _Stream, call: dict[str, Any]) -> list[dict[str, Any]]:
         state.items.append(item)
         state.calls[call.get("index", 0)] = item
         events.append(state.event("response.output_item.added", output_index=item.index,
-                                  item=_whole(item, status="in_progress")))  # fmt: skip
+                                  item=state.whole(item, status="in_progress")))  # fmt: skip
     arguments = function.get("arguments")
     if arguments:
         item.text += arguments

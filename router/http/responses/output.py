@@ -12,7 +12,7 @@ import time
 import uuid
 from typing import Any
 
-from router.http.responses.requests import ResponsesRequest
+from router.http.responses.requests import ResponsesRequest, split
 
 __all__ = ["function_call_item", "message_item", "new_id", "reasoning_item", "response", "usage"]
 
@@ -43,7 +43,7 @@ def response(
         "created_at": created_at,
         "status": status,
         "completed_at": time.time() if status in ("completed", "incomplete") else None,
-        "error": None,
+        # ``error`` is set only on a failed response (see events.stream_events).
         "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
         "instructions": echo.get("instructions"),
         "max_output_tokens": echo.get("max_output_tokens"),
@@ -82,7 +82,8 @@ def from_chat(
         function = call.get("function") or {}
         output.append(function_call_item(new_id("fc"), call.get("id") or new_id("call"),
                                          function.get("name") or "",
-                                         function.get("arguments") or ""))  # fmt: skip
+                                         function.get("arguments") or "",
+                                         namespaces=request.echo["namespaces"]))  # fmt: skip
     status = "incomplete" if choice.get("finish_reason") == "length" else "completed"
     return response(
         request,
@@ -113,10 +114,20 @@ def output_text(text: str) -> dict[str, Any]:
 
 
 def function_call_item(
-    item_id: str, call_id: str, name: str, arguments: str, *, status: str = "completed"
+    item_id: str,
+    call_id: str,
+    name: str,
+    arguments: str,
+    *,
+    namespaces: frozenset[str],
+    status: str = "completed",
 ) -> dict[str, Any]:
-    return {"type": "function_call", "id": item_id, "call_id": call_id, "name": name,
+    namespace, name = split(name, namespaces)
+    item = {"type": "function_call", "id": item_id, "call_id": call_id, "name": name,
             "arguments": arguments, "status": status}  # fmt: skip
+    if namespace is not None:
+        item["namespace"] = namespace
+    return item
 
 
 def reasoning_item(item_id: str, text: str) -> dict[str, Any]:

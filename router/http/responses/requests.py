@@ -19,7 +19,7 @@ from typing import Any
 from router.errors import InvalidRequestError
 from router.requests import EFFORTS, FORBIDDEN, ChatRequest, parse_chat_request
 
-__all__ = ["KNOWN", "ResponsesRequest", "parse_responses_request"]
+__all__ = ["KNOWN", "ResponsesRequest", "parse_responses_request", "split"]
 
 # Read and translated (or echoed); anything else gets OpenAI's "unknown parameter" 400.
 TRANSLATED = frozenset(
@@ -32,13 +32,15 @@ TRANSLATED = frozenset(
 # Accepted and dropped: they tune OpenAI's own service, not the answer.
 IGNORED = frozenset(
     {"include", "truncation", "service_tier", "prompt_cache_key", "safety_identifier",
-     "stream_options", "max_tool_calls", "top_logprobs", "prompt_cache_retention"}
+     "stream_options", "max_tool_calls", "top_logprobs", "prompt_cache_retention",
+     "client_metadata"}
 )  # fmt: skip
 KNOWN = TRANSLATED | IGNORED
 NOT_STORED = (
     "thinkroute does not store responses: send the whole conversation as 'input' "
     "(with 'store' false or left out)"
 )
+NAMESPACE_SEPARATOR = "__"
 _ROLES = frozenset({"user", "assistant", "system", "developer"})
 _TEXT_PARTS = frozenset({"input_text", "output_text", "text", "summary_text", "reasoning_text"})
 
@@ -90,6 +92,9 @@ def parse_responses_request(body: Any) -> ResponsesRequest:
         if body.get(name) is not None
     }  # fmt: skip
     echo["tools"] = body.get("tools") or []
+    echo["namespaces"] = frozenset(
+        t["name"] for t in echo["tools"] if isinstance(t, dict) and t.get("type") == "namespace"
+    )
     return ResponsesRequest(
         model=parsed.model,
         messages=parsed.messages,
@@ -206,7 +211,9 @@ def _add_tool_call(messages: list[dict[str, Any]], item: dict[str, Any], where: 
         raise InvalidRequestError(
             f"{where} needs 'call_id', 'name' and 'arguments' as strings", param=where
         )
-    call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+    namespace = item.get("namespace") if isinstance(item.get("namespace"), str) else None
+    function = {"name": joined(namespace, name), "arguments": arguments}
+    call = {"id": call_id, "type": "function", "function": function}
     last = messages[-1] if messages else None
     # One assistant turn in chat completions: its text and every call it made, together.
     if last is not None and last["role"] == "assistant":
@@ -230,22 +237,52 @@ def _tool_output(item: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def _tools(value: Any) -> list[dict[str, Any]]:
+    """Function tools, a namespace's functions as ``<namespace>__<name>``; others dropped.
+
+    OpenAI's hosted tools (web search, file search, code interpreter, ...) run at
+    OpenAI, which no tier's model can do: they are left out rather than refused, so
+    agents that offer them (Codex offers web_search) still work with the rest.
+    """
     if not isinstance(value, list):
         raise InvalidRequestError("'tools' must be an array", param="tools")
     tools = []
     for i, tool in enumerate(value):
         where = f"tools[{i}]"
-        if not isinstance(tool, dict) or tool.get("type") != "function":
-            raise InvalidRequestError(
-                f"{where}: only function tools are supported (the hosted tools run at OpenAI)",
-                param=where,
-            )
-        if not isinstance(tool.get("name"), str) or not tool["name"]:
-            raise InvalidRequestError(f"{where}.name must be a string", param=f"{where}.name")
-        function = {k: tool[k] for k in ("name", "description", "parameters", "strict")
-                    if tool.get(k) is not None}  # fmt: skip
-        tools.append({"type": "function", "function": function})
+        if not isinstance(tool, dict):
+            raise InvalidRequestError(f"{where} must be an object", param=where)
+        if tool.get("type") == "function":
+            tools.append(_function(tool, where))
+        elif tool.get("type") == "namespace" and isinstance(tool.get("tools"), list):
+            namespace = tool.get("name")
+            if not isinstance(namespace, str) or not namespace:
+                raise InvalidRequestError(f"{where}.name must be a string", param=f"{where}.name")
+            for j, inner in enumerate(tool["tools"]):
+                if isinstance(inner, dict) and inner.get("type") == "function":
+                    tools.append(_function(inner, f"{where}.tools[{j}]", namespace))
     return tools
+
+
+def _function(tool: dict[str, Any], where: str, namespace: str | None = None) -> dict[str, Any]:
+    name = tool.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidRequestError(f"{where}.name must be a string", param=f"{where}.name")
+    function = {k: tool[k] for k in ("description", "parameters", "strict")
+                if tool.get(k) is not None}  # fmt: skip
+    function["name"] = joined(namespace, name)
+    return {"type": "function", "function": function}
+
+
+def joined(namespace: str | None, name: str) -> str:
+    """A namespaced function's name in chat completions, which has no namespaces."""
+    return f"{namespace}{NAMESPACE_SEPARATOR}{name}" if namespace else name
+
+
+def split(name: str, namespaces: frozenset[str]) -> tuple[str | None, str]:
+    """``(namespace, name)`` of a called function, undoing :func:`joined`."""
+    namespace, separator, rest = name.partition(NAMESPACE_SEPARATOR)
+    if separator and namespace in namespaces:
+        return namespace, rest
+    return None, name
 
 
 def _tool_choice(value: Any) -> Any:
