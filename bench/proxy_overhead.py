@@ -19,6 +19,11 @@ interleaved round-robin so all targets see the same machine load:
 ``added_*`` is proxy minus direct, per percentile; ``routing_p50_ms`` is the whole
 ``/v1/route`` round trip (HTTP, auth, parsing, embedding, policy).
 
+``--api responses`` adds ``auto_responses`` and ``pinned_responses``: the same requests
+sent to ``POST /v1/responses`` (OpenAI's Responses API, translated to chat completions),
+interleaved with the rest; ``responses_vs_chat_*`` is the Responses round trip minus the
+chat-completions one, per percentile: what the translation adds.
+
 Then, at ``--concurrency`` (default 32) with an aiohttp client, each of direct, auto and
 pinned is loaded for ``--seconds`` (or ``--n-c32`` requests, whichever ends first) to get
 requests per second.
@@ -70,6 +75,10 @@ def prompt(i: int) -> str:
 
 def body(model: str, i: int) -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": prompt(i)}]}
+
+
+def responses_body(model: str, i: int) -> dict[str, Any]:
+    return {"model": model, "input": prompt(i)}
 
 
 def free_port() -> int:
@@ -227,7 +236,13 @@ def sequential(
 
 
 async def _load(
-    url: str, model: str, concurrency: int, seconds: float, limit: int, start_at: int
+    url: str,
+    model: str,
+    concurrency: int,
+    seconds: float,
+    limit: int,
+    start_at: int,
+    make_body: Callable[[str, int], dict[str, Any]] = body,
 ) -> dict[str, Any]:
     import aiohttp
 
@@ -244,7 +259,7 @@ async def _load(
             nonlocal done, errors, issued
             while time.monotonic() < stop_at and done + errors < limit:
                 issued += 1
-                payload = json.dumps(body(model, issued))
+                payload = json.dumps(make_body(model, issued))
                 started = time.perf_counter()
                 try:
                     async with s.post(url, data=payload) as response:
@@ -269,10 +284,17 @@ async def _load(
     }
 
 
-def concurrent(url: str, model: str, concurrency: int, seconds: float, limit: int) -> dict:
+def concurrent(
+    url: str,
+    model: str,
+    concurrency: int,
+    seconds: float,
+    limit: int,
+    make_body: Callable[[str, int], dict[str, Any]] = body,
+) -> dict:
     # A short warm-up opens the pool's connections before the clock starts.
-    asyncio.run(_load(url, model, concurrency, 1.0, 4 * concurrency, 10_000_000))
-    return asyncio.run(_load(url, model, concurrency, seconds, limit, 20_000_000))
+    asyncio.run(_load(url, model, concurrency, 1.0, 4 * concurrency, 10_000_000, make_body))
+    return asyncio.run(_load(url, model, concurrency, seconds, limit, 20_000_000, make_body))
 
 
 def versions() -> dict[str, str]:
@@ -296,6 +318,12 @@ def main(argv: list[str] | None = None) -> int:
         "--budget", type=float, default=20.0, help="seconds at most for the c=1 phase"
     )
     parser.add_argument("--workers", type=int, default=1, help="thinkroute serve --workers")
+    parser.add_argument(
+        "--api",
+        choices=("chat", "responses"),
+        default="chat",
+        help="responses: also measure POST /v1/responses beside chat completions",
+    )
     args = parser.parse_args(argv)
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
@@ -311,16 +339,26 @@ def main(argv: list[str] | None = None) -> int:
             "route": (f"{proxy}/v1/route", lambda i: body("auto", i)),
             "healthz": (f"{proxy}/healthz", None),
         }
+        if args.api == "responses":
+            targets["auto_responses"] = (
+                f"{proxy}/v1/responses", lambda i: responses_body("auto", i)
+            )  # fmt: skip
+            targets["pinned_responses"] = (
+                f"{proxy}/v1/responses", lambda i: responses_body("fast", i)
+            )  # fmt: skip
         c1 = sequential(targets, args.n, args.warmup, time.monotonic() + args.budget)
         load_mid = os.getloadavg()[0]
         c = args.concurrency
+        runs = [
+            ("direct", f"{up}/v1/chat/completions", "fast-model", body),
+            ("auto", f"{proxy}/v1/chat/completions", "auto", body),
+            ("pinned", f"{proxy}/v1/chat/completions", "fast", body),
+        ]
+        if args.api == "responses":
+            runs.append(("auto_responses", f"{proxy}/v1/responses", "auto", responses_body))
         loads = {
-            name: concurrent(url, model, c, args.seconds, args.n_c32)
-            for name, url, model in (
-                ("direct", f"{up}/v1/chat/completions", "fast-model"),
-                ("auto", f"{proxy}/v1/chat/completions", "auto"),
-                ("pinned", f"{proxy}/v1/chat/completions", "fast"),
-            )
+            name: concurrent(url, model, c, args.seconds, args.n_c32, make_body)
+            for name, url, model, make_body in runs
         }
     p = {name: (percentile(t, 50), percentile(t, 99)) for name, t in c1.items()}
     result = {
@@ -351,6 +389,18 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": round(time.monotonic() - began, 1),
         "versions": versions(),
     }
+    if args.api == "responses":
+        result["responses"] = {
+            "added_p50_ms": round(p["auto_responses"][0] - p["direct"][0], 2),
+            "added_p99_ms": round(p["auto_responses"][1] - p["direct"][1], 2),
+            "added_pinned_p50_ms": round(p["pinned_responses"][0] - p["direct"][0], 2),
+            # What the translation adds over chat completions, same requests, same load.
+            "vs_chat_p50_ms": round(p["auto_responses"][0] - p["auto"][0], 2),
+            "vs_chat_p99_ms": round(p["auto_responses"][1] - p["auto"][1], 2),
+            "vs_chat_pinned_p50_ms": round(p["pinned_responses"][0] - p["pinned"][0], 2),
+            f"rps_c{c}": round(loads["auto_responses"]["rps"], 1),
+        }
+        result[f"errors_c{c}"] = sum(v["errors"] for v in loads.values())
     print(json.dumps(result, separators=(",", ":")))
     return 0
 

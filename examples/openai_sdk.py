@@ -21,3 +21,9 @@ for question in ("Write a haiku about tea.", "Prove that there are infinitely ma
         f" score {raw.headers['x-thinkroute-score']}, ${raw.headers['x-thinkroute-cost-usd']})"
     )
     print(f"  {answer[:120]}")
+
+# The Responses API (client.responses), as OpenAI's newer SDK features and agents use it.
+response = client.responses.create(
+    model="auto", input="Is 2^61 - 1 prime?", reasoning={"effort": "low"}
+)
+print(f"Responses API -> {response.model}: {response.output_text[:120]}")

@@ -1,4 +1,4 @@
-"""thinkroute in-process, without a proxy: decide, then answer.
+"""thinkroute in-process, without a proxy: decide, then answer, in LiteLLM's call shape.
 
 python examples/sdk_router.py deploy/config.sim.yaml   # with `thinkroute sim-upstream` running
 """
@@ -16,5 +16,7 @@ with Router.from_config(sys.argv[1] if len(sys.argv) > 1 else "deploy/config.sim
     chat = [{"role": "user", "content": QUESTION}]
     decision = router.decide(chat)
     print(f"{decision.tier} via {decision.model}: {decision.reason} (score {decision.score:.3f})")
-    done = router.completion({"model": "auto", "messages": chat})
-    print(done.response["choices"][0]["message"]["content"], f"(${done.cost_usd:.6f})")
+    resp = router.completion(model="auto", messages=chat)  # an openai ChatCompletion
+    print(resp.choices[0].message.content, f"(${resp.thinkroute.cost_usd:.6f})")
+    answer = router.responses(model="auto", input="Write a haiku about tea.")  # Responses API
+    print(answer.output_text, f"({answer.thinkroute.decision.tier})")

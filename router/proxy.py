@@ -14,12 +14,13 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from classifier.model import DifficultyClassifier
+from router import sdk
 from router.accounting import Ticket, open_ticket, tolerant
 from router.answers import AnswerCache, CacheEntry
 from router.completions import Completion, StreamingCompletion, Timings
@@ -58,6 +59,7 @@ from router.upstream.dispatch import Dispatcher, Served, Target, configure_litel
 
 __all__ = ["AUTO_MODELS", "Router"]
 
+T = TypeVar("T")
 AUTO_MODELS = ("auto", *(f"auto:{mode}" for mode in MODES))
 # Whose cache entries an in-process Router without tenants reads and writes.
 ANONYMOUS_TENANT = "_"
@@ -386,8 +388,8 @@ class Router:
                                      include_usage=request.include_usage)  # fmt: skip
         return result
 
-    def completion(self, request: ChatRequest | Mapping[str, Any], **kwargs: Any) -> Completion:
-        """Blocking :meth:`acompletion`, for scripts (not from inside a running event loop).
+    def _run_blocking(self, awaitable: Awaitable[T]) -> T:
+        """Run ``awaitable`` for a blocking method, from outside any running event loop.
 
         Every blocking call runs on one private event loop in a background thread:
         Redis and HTTP connections belong to the loop that opened them, so a new
@@ -401,10 +403,7 @@ class Router:
                 daemon=True,
             )  # fmt: skip
             self._sync_thread.start()
-        future = asyncio.run_coroutine_threadsafe(
-            self.acompletion(request, **kwargs), self._sync_loop
-        )
-        return future.result()
+        return asyncio.run_coroutine_threadsafe(awaitable, self._sync_loop).result()  # type: ignore[arg-type]
 
     async def aclose(self) -> None:
         """Close upstream and Redis connections (the server does this at shutdown)."""
@@ -638,6 +637,16 @@ class Router:
             )
             for name, tier in self.config.tiers.items()
         }
+
+    # -- the SDK's face: LiteLLM's call shape, openai types (router.sdk) ------------
+
+    # Also takes model=..., messages=..., **params: the wrapper widens the signature.
+    acompletion = sdk.openai_face(acompletion)  # type: ignore[assignment]
+    completion = sdk.completion
+    aresponses = sdk.aresponses
+    responses = sdk.responses
+    __aenter__ = sdk.aenter
+    __aexit__ = sdk.aexit
 
 
 def _tenant_name(tenant: TenantConfig | None) -> str:

@@ -22,12 +22,13 @@ from router.http.auth import require_admin
 from router.http.auth import tenant as bearer_tenant
 from router.http.dashboard import install as install_dashboard
 from router.http.errors import install_error_handlers
+from router.http.responses.routes import responses_routes
 from router.http.routes import admin, chat, observe, planning, tenant_api
 from router.http.routes.chat import LATENCY_LIMIT_HEADER
 from router.http.services import Services
 from router.observe.metrics import Metrics
 from router.observe.tracing import install as install_tracing
-from router.proxy import Router
+from router.proxy import AUTO_MODELS, Router
 from router.state.decision_log import DecisionLog
 from router.state.store import Store
 from router.state.tenants import TenantDirectory
@@ -77,6 +78,7 @@ def create_app(
     install_tracing(app, router.tracing)  # a span per request, when server.tracing is on
     # One line per concern; a new API (e.g. OpenAI's Responses) adds its router here.
     app.include_router(chat.router)
+    app.include_router(responses_routes(chat.serve_chat, list(AUTO_MODELS)))
     app.include_router(planning.router)
     app.include_router(tenant_api.router)
     app.include_router(admin.router)
