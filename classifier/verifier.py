@@ -168,7 +168,8 @@ class VerifierHead:
             raise NotFittedError("this VerifierHead is not fitted yet: call fit or load")
         X = np.atleast_2d(np.asarray(X, dtype=np.float64))
         logits = ((X - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
-        return 1.0 / (1.0 + np.exp(-logits))
+        probabilities: NDArray[np.float64] = 1.0 / (1.0 + np.exp(-logits))
+        return probabilities
 
     # -- the artifact ----------------------------------------------------------
 

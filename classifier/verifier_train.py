@@ -169,8 +169,10 @@ def judge(
             head_k = fit_verifier(
                 rest + train_zeroeval, np.r_[rest_scores, train_zeroeval_scores], C=C
             )
-            rows = np.flatnonzero(fold_of == fold)
-            order[rows] = verifier_scores(head_k, [gym[i] for i in rows], gym_scores[rows], SELF)
+            in_fold = np.flatnonzero(fold_of == fold)
+            order[in_fold] = verifier_scores(
+                head_k, [gym[i] for i in in_fold], gym_scores[in_fold], SELF
+            )
         curve = routing_curve(order, [r.fast_score for r in gym], [r.reasoning_score for r in gym])
         report["reasoning-gym_grouped_5fold/self"] = {
             "n": len(gym),

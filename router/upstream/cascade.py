@@ -125,9 +125,7 @@ async def run_cascade(
 
     fast_call, verifier_call = calls["fast"], calls["verifier"]
     fast_answer = extract_answer(fast_call.content) if fast_call.response else NO_ANSWER
-    verifier_answer = (
-        extract_answer(verifier_call.content) if verifier_call.response else NO_ANSWER
-    )
+    verifier_answer = extract_answer(verifier_call.content) if verifier_call.response else NO_ANSWER
     return CascadeOutcome(
         result=_compare(fast_answer, verifier_answer),
         fast=fast_call,
