@@ -38,6 +38,8 @@ HOW = ("json", "tag", "boxed", "phrase", "short", "concluding_number", "none")
 # sentence is conversation, not an answer to compare.
 SHORT_REPLY_CHARS = 60
 SHORT_REPLY_WORDS = 4
+# An answer phrase longer than this is an explanation ("the answer is that we ...").
+MAX_PHRASE_CHARS = 80
 # Normalised keys longer than this are prose, not a comparable answer.
 MAX_KEY_CHARS = 400
 # Numbers compare to this many decimal places (0.3333333 and 1/3 agree).
@@ -180,7 +182,31 @@ def _phrase(text: str) -> str | None:
     rest = matches[-1].group("rest").strip().strip("*").strip()
     # The answer ends where its sentence does: a full stop followed by a space or the end.
     rest = re.split(r"(?<=[^\d\s])\.(?:\s|$)|\.\s", rest, maxsplit=1)[0]
-    return rest or None
+    if rest[:1] in _CLOSERS:
+        rest = _literal_prefix(rest)  # "[1, 2], sorted" answers [1, 2]
+    else:
+        # "12, because 3 * 4 = 12" and "12 since ..." answer 12.
+        rest = re.split(r",\s|\s(?:because|since|as|which|so)\s", rest, maxsplit=1)[0]
+    rest = rest.strip().strip("*").strip()
+    # A long clause after "the answer is" is an explanation, not a final answer.
+    return rest if 0 < len(rest) <= MAX_PHRASE_CHARS else None
+
+
+_CLOSERS = {"[": "]", "(": ")", "{": "}", "'": "'", '"': '"'}
+
+
+def _literal_prefix(text: str) -> str:
+    """The bracketed or quoted literal ``text`` opens with (all of it if never closed)."""
+    opener, closer = text[0], _CLOSERS[text[0]]
+    if opener == closer:
+        end = text.find(closer, 1)
+        return text if end < 0 else text[: end + 1]
+    depth = 0
+    for i, char in enumerate(text):
+        depth += (char == opener) - (char == closer)
+        if depth == 0:
+            return text[: i + 1]
+    return text
 
 
 def _short(text: str) -> str | None:

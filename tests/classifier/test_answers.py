@@ -28,6 +28,9 @@ REPLIES = [
     ("{'a': 1, 'b': [2, 3]}", "{'a': 1, 'b': [2, 3]}", "short"),
     ("He buys 3 packs of 4, 12 in all.\nSo he has 12 eggs left.", "12", "concluding_number"),
     ("Output: True", "yes", "phrase"),
+    ("So the answer is 12, because 3 * 4 = 12.", "12", "phrase"),
+    ("The final answer is: **42 apples**", "42", "phrase"),
+    ("The answer is [1, 2, 3], sorted.", "[1, 2, 3]", "phrase"),
 ]
 
 
