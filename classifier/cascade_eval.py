@@ -155,6 +155,8 @@ def run_cascade_score(args: argparse.Namespace) -> int:
 
 
 def run_cascade_eval(args: argparse.Namespace) -> int:
+    if getattr(args, "plot", None):
+        raise SystemExit("--plot is not drawn for --cascade yet: use --json and its 'curve'")
     records, prompt_scores, baseline, head = _load(args)
     scores = escalation_scores(head, records, prompt_scores, args.verifier)
     report = cascade_report(

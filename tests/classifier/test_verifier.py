@@ -184,3 +184,5 @@ def test_score_and_eval_commands(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert len(report["curve"]) == 11 and set(report["at_pgr"]) == {"0.5", "0.8", "0.9", "0.95"}
     with pytest.raises(SystemExit, match="--verifier"):
         main(["eval", "--cascade", "--data", str(data)])
+    with pytest.raises(SystemExit, match="--plot"):
+        main([*argv, "--plot", str(tmp_path / "curve.png")])
