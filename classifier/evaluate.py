@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from classifier import cascade_eval
 from classifier.calibration import threshold_for_pgr, threshold_for_share
 from classifier.cost import DEFAULT_PRICES, estimate_prompt_tokens, routed_cost_usd
 from classifier.data import TIERS, Record, load_records
@@ -161,6 +162,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE.png",
         help="draw quality against reasoning share, with random and oracle",
     )
+    cascade_eval.add_cascade_arguments(parser, costs=True)
 
 
 def add_score_arguments(parser: argparse.ArgumentParser) -> None:
@@ -171,6 +173,7 @@ def add_score_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MODE,
         help="whose threshold decides each tier (default: %(default)s)",
     )
+    cascade_eval.add_cascade_arguments(parser, costs=False)
 
 
 def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -222,6 +225,8 @@ def _scored(args: argparse.Namespace) -> tuple[list[Record], NDArray[np.float64]
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    if args.cascade:
+        return cascade_eval.run_cascade_eval(args)
     records, scores, thresholds = _scored(args)
     report = evaluate(records, scores, thresholds)
     if args.plot:
@@ -234,6 +239,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_score(args: argparse.Namespace) -> int:
+    if args.cascade:
+        return cascade_eval.run_cascade_score(args)
     records, scores, thresholds = _scored(args)
     threshold = thresholds[args.mode]
     out = sys.stdout

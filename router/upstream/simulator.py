@@ -60,6 +60,8 @@ class ModelBehaviour:
     error_rate: this fraction of requests, in [0, 1], fails with a 500. Deterministic, so a
         run can be repeated: request n (from 0) fails when floor((n+1)*rate) > floor(n*rate),
         e.g. 0.5 fails every second request and 1.0 every one.
+    answer: reply with this text instead of the echo (a cascade test makes a fast and a
+        verifier model agree or disagree on cue).
     """
 
     reasoning: bool = False
@@ -73,6 +75,7 @@ class ModelBehaviour:
     stall_after: int | None = None
     stall_s: float = 0.0
     error_rate: float = 0.0
+    answer: str | None = None
 
     def __post_init__(self) -> None:  # replace() runs this too, so /_control is checked
         if not 0.0 <= self.error_rate <= 1.0:
@@ -178,7 +181,8 @@ def completion(body: dict[str, Any], behaviour: ModelBehaviour, seq: int) -> dic
     """The full non-streaming response; streams are cut from the same one, so they agree."""
     model, messages = body["model"], body["messages"]
     last_user: dict[str, Any] = next((m for m in reversed(messages) if m.get("role") == "user"), {})
-    reply = f"[{model}] answer to: {' '.join(words(last_user.get('content')))[:40]}".split(" ")
+    echo = f"[{model}] answer to: {' '.join(words(last_user.get('content')))[:40]}"
+    reply = (echo if behaviour.answer is None else behaviour.answer).split(" ")
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
     finish = "length" if limit and limit < len(reply) else "stop"
     reply = reply[:limit] if limit else reply
