@@ -62,15 +62,24 @@ def render_card(artifact: HeadArtifact) -> str:
 
 def _report_lines(report: dict[str, Any]) -> list[str]:
     lines = [report["description"], ""] if "description" in report else []
-    if "groups" in report:  # leave-one-group-out: one row per unseen kind of prompt
+    if "groups" in report:  # leave-one-source-out: one row per unseen source
+        summary = report.get("summary", {})
         lines += [
-            "| held-out group | n | APGR | CPT50 | reasoning share at balanced |",
-            "|---|---|---|---|---|",
+            f"- mean over unseen outcome sources: APGR {_fmt(summary.get('apgr'))}",
+            "- mean over unseen prompt sources, sent to reasoning at balanced: "
+            f"expected `reasoning` {_fmt(summary.get('reasoning_to_reasoning'))}, "
+            f"expected `fast` {_fmt(summary.get('fast_to_reasoning'))}",
+            "",
+            "| held-out source | n | APGR | CPT50 | expected reasoning → reasoning "
+            "| expected fast → reasoning |",
+            "|---|---|---|---|---|---|",
         ]
         for group, entry in report["groups"].items():
+            tiers = entry.get("by_tier", {})
             lines.append(
                 f"| {group} | {entry['n']} | {_fmt(entry.get('apgr'))} "
-                f"| {_fmt(entry.get('cpt50'))} | {_fmt(entry.get('reasoning_share'))} |"
+                f"| {_fmt(entry.get('cpt50'))} | {_fmt(tiers.get('reasoning'))} "
+                f"| {_fmt(tiers.get('fast'))} |"
             )
         return lines
     lines += [

@@ -13,8 +13,9 @@ from classifier.artifact import HeadArtifact, read_artifact
 from classifier.base import Embedder
 from classifier.embedding import SentenceEmbedder
 from classifier.errors import ArtifactError
-from classifier.features import surface_features
+from classifier.features import FEATURE_NAMES, SURFACE_NAMES, text_features
 from classifier.static_embedding import StaticEmbedder
+from classifier.structure import fired_cues
 from classifier.text import text_for_scoring
 
 __all__ = ["DEFAULT_ARTIFACT", "EMBEDDERS", "DifficultyClassifier", "build_features"]
@@ -29,7 +30,7 @@ EMBEDDERS: dict[str, type[SentenceEmbedder] | type[StaticEmbedder]] = {
 
 def build_features(embedder: Embedder, texts: Sequence[str]) -> NDArray[np.float64]:
     """The head's input for each text: its embedding followed by its surface features."""
-    return np.hstack([embedder.transform(texts).astype(np.float64), surface_features(texts)])
+    return np.hstack([embedder.transform(texts).astype(np.float64), text_features(texts)])
 
 
 class DifficultyClassifier:
@@ -108,3 +109,56 @@ class DifficultyClassifier:
         """P(reasoning model does better) for one chat; an empty one scores 0."""
         text = self.text_of(messages)
         return float(self.score_texts([text])[0]) if text else 0.0
+
+    def explain_messages(
+        self, messages: Sequence[Mapping[str, Any]], *, top_k: int = 3
+    ) -> dict[str, Any]:
+        """Why one chat scored as it did: :meth:`explain_text` of its scored text."""
+        return self.explain_text(self.text_of(messages), top_k=top_k)
+
+    def explain_text(self, text: str, *, top_k: int = 3) -> dict[str, Any]:
+        """Why ``text`` scored as it did, from the artifact alone, as a JSON-ready dict.
+
+        Returns
+        -------
+        dict
+            ``score`` (as :meth:`score_texts` gives it), ``gate`` (P(the request
+            calls for reasoning at all)), ``gain`` (the reasoning model's predicted
+            gain before the gate's discount), ``cues`` (the structural cues that
+            fired, names from :data:`classifier.structure.STRUCTURE_NAMES`),
+            ``features`` (every feature beside the embedding, by name) and
+            ``nearest_kinds``: the ``top_k`` kinds of training prompts nearest in
+            embedding, each ``{"kind": "source/subset", "similarity", "records",
+            "mean_gain", "expected_tier", "mean_score"}`` (``mean_gain`` is the
+            mean measured reasoning-minus-fast score of an outcome kind, ``None``
+            for prompt kinds, whose ``expected_tier`` is set instead). No
+            training text is read or returned; an artifact without a kind table
+            gives an empty ``nearest_kinds``. An empty text scores 0 and
+            explains nothing.
+
+        Examples
+        --------
+        >>> clf.explain_text("Can you show that the sum of two odd numbers is even?")
+        ... # doctest: +SKIP
+        {'score': 0.61, 'gate': 0.93, 'gain': 0.21, 'cues': ['proof_request'], ...}
+        """
+        if not text:
+            return {"score": 0.0, "gate": 0.0, "gain": 0.0, "cues": [], "features": {},
+                    "nearest_kinds": []}  # fmt: skip
+        embedding = self.embedder.transform([text]).astype(np.float64)
+        extra = text_features([text])
+        X = np.hstack([embedding, extra])
+        head = self.artifact.head
+        gate, gain = head.parts(X)
+        kinds = self.artifact.kinds
+        return {
+            "score": round(float(head.score(X)[0]), 6),
+            "gate": round(float(gate[0]), 6),
+            "gain": round(float(gain[0]), 6),
+            "cues": fired_cues(extra[0, len(SURFACE_NAMES) :]),
+            "features": {
+                name: round(float(value), 4)
+                for name, value in zip(FEATURE_NAMES, extra[0], strict=True)
+            },
+            "nearest_kinds": [] if kinds is None else kinds.nearest(embedding[0], top_k),
+        }

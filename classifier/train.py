@@ -42,11 +42,13 @@ from classifier.data import Record, load_records
 from classifier.embedding import DEFAULT_MODEL, SentenceEmbedder
 from classifier.errors import TrainingDataError
 from classifier.evaluate import add_data_argument, evaluate
-from classifier.features import FEATURE_NAMES, surface_features
+from classifier.features import FEATURE_NAMES, text_features
 from classifier.gain import TreeGain
 from classifier.head import DifficultyHead, GatedHead, fit_platt, logit
+from classifier.kinds import KindTable
 from classifier.metrics import routing_curve
 from classifier.static_embedding import StaticEmbedder
+from classifier.unseen import leave_one_source_out
 
 __all__ = ["TrainingConfig", "embed_records", "fit", "main", "require_trainable", "train"]
 
@@ -70,6 +72,7 @@ class TrainingConfig:
     # From this gate probability on the gain counts in full. 0.5 kept chat sent to
     # reasoning at 7% (0.3: 9%) for no APGR; a plain product lost 0.01-0.02.
     gate_open: float = 0.5
+    source_power: float = 1.0
     gain_components: int = 32
     gain_trees: int = 300
     folds: int = 5
@@ -89,7 +92,7 @@ def embed_records(
         )
     ]
     embedded = np.vstack(blocks) if blocks else np.empty((0, embedder.dim_))
-    return np.hstack([embedded, surface_features(texts)])
+    return np.hstack([embedded, text_features(texts)])
 
 
 def fit(
@@ -152,8 +155,8 @@ def train(
 
     ``holdout`` keeps that fraction out of a first fit to report on it (the
     shipped head is then refitted on everything); ``report_unseen`` refits
-    once per group of prompts (see :func:`unseen_group`) with that group left
-    out, to show how the head does on kinds of prompts it never saw.
+    once per source with that source left out, to show how the head does on
+    sources it never saw (see :mod:`classifier.unseen`).
     """
     require_trainable(records)  # before minutes of embedding
     X = embed_records(embedder, records, progress=progress)
@@ -163,7 +166,19 @@ def train(
     if holdout:
         metrics["holdout"] = _holdout_report(X, records, config, holdout)
     if report_unseen:
-        metrics["unseen_kinds"] = _unseen_report(X, records, config, head, thresholds)
+        metrics = {
+            "unseen_sources": leave_one_source_out(
+                X,
+                records,
+                fit_blind=lambda rows, kept: _fit_uncalibrated(rows, kept, config),
+                calibration=head.calibration,
+                thresholds=thresholds,
+                # weak/strong records train nothing at weight 0: leaving them out changes nothing
+                skip=lambda source: config.strong_weak_weight == 0
+                and all(r.pair == "weak/strong" for r in records if r.source == source),
+            ),
+            **metrics,
+        }
     return HeadArtifact(
         head=head,
         embedding={
@@ -175,6 +190,7 @@ def train(
         },
         thresholds=thresholds,
         metrics=metrics,
+        kinds=KindTable.build(records, X[:, : embedder.dim_], out_of_fold),
         training={
             "date": dt.date.today().isoformat(),
             "records": _counts(records),
@@ -182,20 +198,6 @@ def train(
             "mode_pgr_targets": MODE_PGR_TARGETS,
         },
     )
-
-
-def unseen_group(record: Record) -> str:
-    """The kind of prompt a record belongs to, for leave-one-kind-out reports.
-
-    Outcome records group by source and category (``reasoning-gym/logic``,
-    ``zeroeval/crux``; the ``easy``/``hard`` level is not a kind); prompt
-    records by source (``aime24``, ``alpaca_eval``), since their subsets are
-    often too small to judge alone.
-    """
-    if not record.has_outcome:
-        return record.source
-    parts = [part for part in record.subset.split("/") if part not in ("easy", "hard")]
-    return f"{record.source}/{parts[0]}" if parts else record.source
 
 
 def _fit_uncalibrated(
@@ -220,26 +222,33 @@ def _fit_uncalibrated(
 def _gate_labels(
     records: Sequence[Record], config: TrainingConfig
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    """Reasoning-type (1) versus chat (0), weighted so each source of positives counts as set.
+    """Reasoning-type (1) versus not (0), weighted so that no one source's style dominates.
 
-    Measured outcomes are all reasoning-type tasks, but they are thousands of
-    procedurally generated puzzles: unweighted, the gate would learn "looks
-    like a puzzle" rather than "calls for reasoning" and miss a terse olympiad
-    problem. So their total weight is ``outcome_gate_weight`` times that of
-    the hard prompts, and chat is weighted to balance all positives.
+    Each source (and tier, for a source with both) is a group whose total weight
+    is its size to the power ``source_power``: 1 counts every record alike, 0
+    every group alike. Thousands of procedurally generated puzzles, unweighted,
+    teach the gate "looks like a puzzle" rather than "calls for reasoning". The
+    measured outcomes' groups are then scaled by ``outcome_gate_weight`` and the
+    fast-tier groups weighted to balance all reasoning-type ones.
     """
     y = np.array(
         [1 if r.pair == "fast/reasoning" else int(r.expected_tier == "reasoning") for r in records]
     )
-    outcome = np.array([r.pair == "fast/reasoning" for r in records])
-    prompt = np.array([not r.has_outcome for r in records])
-    hard, chat = prompt & (y == 1), prompt & (y == 0)
+    used = np.array([r.pair == "fast/reasoning" or not r.has_outcome for r in records])
+    groups = np.array([f"{r.source}:{y[i]}" for i, r in enumerate(records)])
     weights = np.zeros(len(records))
-    weights[hard] = 1.0
-    if outcome.any():
-        weights[outcome] = config.outcome_gate_weight * max(int(hard.sum()), 1) / outcome.sum()
+    for group in np.unique(groups[used]):
+        rows = used & (groups == group)
+        weights[rows] = float(rows.sum()) ** (config.source_power - 1.0)
+    outcome = np.array([r.pair == "fast/reasoning" for r in records])
+    hard = used & ~outcome & (y == 1)
+    if outcome.any() and hard.any():
+        weights[outcome] *= (
+            config.outcome_gate_weight * weights[hard].sum() / weights[outcome].sum()
+        )
+    chat = used & (y == 0)
     if chat.any():
-        weights[chat] = weights.sum() / chat.sum()
+        weights[chat] *= weights[used & (y == 1)].sum() / weights[chat].sum()
     return y, weights
 
 
@@ -281,42 +290,6 @@ def _holdout_report(
         f"A head fitted on {len(fit_rows)} records, judged on the other {len(held_rows)} "
         f"({fraction:.0%}, stratified by record kind), with thresholds from its own folds."
     )
-    return report
-
-
-def _unseen_report(
-    X: NDArray[np.float64],
-    records: Sequence[Record],
-    config: TrainingConfig,
-    head: GatedHead,
-    thresholds: dict[str, float],
-) -> dict[str, Any]:
-    groups = np.array([unseen_group(r) for r in records])
-    report: dict[str, Any] = {
-        "description": (
-            "Each kind of prompt left out of training in turn, then scored by a head fitted "
-            "on everything else (shipped calibration and thresholds)."
-        ),
-        "groups": {},
-    }
-    for group in tqdm(sorted(set(groups)), desc="unseen kinds", disable=True):
-        held = np.flatnonzero(groups == group)
-        kept = np.flatnonzero(groups != group)
-        try:
-            require_trainable([records[i] for i in kept])
-        except TrainingDataError:  # the rest cannot train a head: nothing to judge it by
-            continue
-        blind = _fit_uncalibrated(X[kept], [records[i] for i in kept], config)
-        blind.calibration = head.calibration
-        held_records = [records[i] for i in held]
-        scored = evaluate(held_records, blind.score(X[held]), thresholds)
-        entry = {"n": len(held), "apgr": scored["apgr"], "cpt50": scored["cpt50"]}
-        entry["reasoning_share"] = round(
-            float(np.mean(blind.score(X[held]) >= thresholds["balanced"])), 4
-        )
-        tiers = {r.expected_tier for r in held_records}
-        entry["expected_tier"] = tiers.pop() if len(tiers) == 1 else None
-        report["groups"][group] = entry
     return report
 
 
@@ -370,7 +343,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--report-unseen",
         action="store_true",
-        help="report each kind of prompt scored by a head that never saw that kind",
+        help="report each source scored by a head that never saw it (leave one source out)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
