@@ -15,10 +15,10 @@ from classifier.embedding import SentenceEmbedder
 from classifier.errors import ArtifactError
 from classifier.features import FEATURE_NAMES, SURFACE_NAMES, text_features
 from classifier.static_embedding import StaticEmbedder
-from classifier.structure import fired_cues
+from classifier.structure import fired_cues, question_of
 from classifier.text import text_for_scoring
 
-__all__ = ["DEFAULT_ARTIFACT", "EMBEDDERS", "DifficultyClassifier", "build_features"]
+__all__ = ["DEFAULT_ARTIFACT", "EMBEDDERS", "DifficultyClassifier", "build_features", "embed"]
 
 DEFAULT_ARTIFACT = Path(__file__).resolve().parent / "default"
 # The embedder an artifact's ``embedding.kind`` names.
@@ -28,9 +28,30 @@ EMBEDDERS: dict[str, type[SentenceEmbedder] | type[StaticEmbedder]] = {
 }
 
 
-def build_features(embedder: Embedder, texts: Sequence[str]) -> NDArray[np.float64]:
-    """The head's input for each text: its embedding followed by its surface features."""
-    return np.hstack([embedder.transform(texts).astype(np.float64), text_features(texts)])
+def embed(
+    embedder: Embedder, texts: Sequence[str], *, question_weight: float = 0.0
+) -> NDArray[np.float64]:
+    """Unit vectors for ``texts``: each text's embedding, plus its question's at a weight.
+
+    A long prompt puts its question last, after a table or a program, where a
+    window of 256 tokens never reaches it; ``question_weight`` > 0 adds the
+    embedding of :func:`~classifier.structure.question_of` (its last paragraph)
+    and renormalises, so the head sees what is asked as well as the material.
+    """
+    vectors = embedder.transform(texts).astype(np.float64)
+    if question_weight:
+        questions = embedder.transform([question_of(text) for text in texts])
+        vectors = vectors + question_weight * questions.astype(np.float64)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return vectors
+
+
+def build_features(
+    embedder: Embedder, texts: Sequence[str], *, question_weight: float = 0.0
+) -> NDArray[np.float64]:
+    """The head's input for each text: its embedding, then :data:`FEATURE_NAMES`."""
+    vectors = embed(embedder, texts, question_weight=question_weight)
+    return np.hstack([vectors, text_features(texts)])
 
 
 class DifficultyClassifier:
@@ -94,7 +115,12 @@ class DifficultyClassifier:
         """P(reasoning model does better) for each text."""
         if not texts:
             return np.empty(0)
-        return self.artifact.head.score(build_features(self.embedder, texts))
+        features = build_features(self.embedder, texts, question_weight=self._question_weight)
+        return self.artifact.head.score(features)
+
+    @property
+    def _question_weight(self) -> float:
+        return float(self.artifact.embedding.get("question_weight", 0.0))
 
     @property
     def fingerprint(self) -> str:
@@ -145,7 +171,7 @@ class DifficultyClassifier:
         if not text:
             return {"score": 0.0, "gate": 0.0, "gain": 0.0, "cues": [], "features": {},
                     "nearest_kinds": []}  # fmt: skip
-        embedding = self.embedder.transform([text]).astype(np.float64)
+        embedding = embed(self.embedder, [text], question_weight=self._question_weight)
         extra = text_features([text])
         X = np.hstack([embedding, extra])
         head = self.artifact.head

@@ -34,16 +34,17 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["STRUCTURE_NAMES", "TAIL_CHARS", "structural_features", "fired_cues"]
+__all__ = ["STRUCTURE_NAMES", "TAIL_CHARS", "fired_cues", "question_of", "structural_features"]
 
 TAIL_CHARS = 400
 _I = re.IGNORECASE
 
 _NUMBER = re.compile(r"(?<![\w.])[-−(]?\$?\d[\d,]*(?:\.\d+)?%?")
 _COMBINE = re.compile(
-    r"\b(?:change|difference|differ|total|sum|average|mean|ratio|percent(?:age)?|"
-    r"increase|decrease|grow(?:th)?|add(?:s)? up|reconcile|discrepanc\w*|balance|"
-    r"net|margin|combined|altogether|left over|remain\w*|per\b|each)\b",
+    r"\b(?:change[sd]?|difference|differ\w*|average|mean|ratio|proportion|percent(?:age)?|"
+    r"sum of|total of|combined|add(?:s)? up|reconcil\w*|discrepanc\w*|how much more|"
+    r"increase[sd]?|decrease[sd]?|grow(?:th|n)?|exceed\w*|gap|left over|remain\w*|"
+    r"balance[sd]? out|off by|missing)\b",
     _I,
 )
 _CODE = re.compile(r"```|\bdef \w+\(|\breturn\b|#include|\bpublic \w|\bfunction\b|[{};]\s*$", re.M)
@@ -116,14 +117,26 @@ def fired_cues(row: Sequence[float]) -> list[str]:
     return [name for name, value in zip(STRUCTURE_NAMES[:-1], row, strict=False) if value >= _FIRES]
 
 
+def question_of(text: str) -> str:
+    """The request's own words: its last paragraph, at most :data:`TAIL_CHARS` characters.
+
+    Long prompts put the material first (a table, a program, premises) and the
+    question last, where a truncated embedding never reaches it.
+    """
+    stripped = text.strip()
+    last = stripped.rsplit("\n\n", 1)[-1] if "\n\n" in stripped else stripped
+    return last[-TAIL_CHARS:]
+
+
 def _row(text: str) -> tuple[float, ...]:
     ask = text[:TAIL_CHARS] + "\n" + text[-TAIL_CHARS:] if len(text) > 2 * TAIL_CHARS else text
+    question = question_of(text)
     numbers = len(_NUMBER.findall(text))
     has_code = bool(_CODE.search(text))
     behaviour = bool(_BEHAVIOUR.search(ask))
     constraints = len(_CONSTRAINT.findall(text))
     return (
-        float(numbers >= 3 and bool(_COMBINE.search(ask))),
+        float(numbers >= 3 and bool(_COMBINE.search(question))),
         float(has_code and behaviour),
         float(has_code and not behaviour and bool(_PRESENT.search(ask))),
         min(constraints / 6.0, 1.0),

@@ -47,6 +47,7 @@ from classifier.gain import TreeGain
 from classifier.head import DifficultyHead, GatedHead, fit_platt, logit
 from classifier.kinds import KindTable
 from classifier.metrics import routing_curve
+from classifier.model import embed
 from classifier.static_embedding import StaticEmbedder
 from classifier.unseen import leave_one_source_out
 
@@ -73,6 +74,7 @@ class TrainingConfig:
     # reasoning at 7% (0.3: 9%) for no APGR; a plain product lost 0.01-0.02.
     gate_open: float = 0.5
     source_power: float = 1.0
+    question_weight: float = 0.0
     gain_components: int = 32
     gain_trees: int = 300
     folds: int = 5
@@ -80,13 +82,17 @@ class TrainingConfig:
 
 
 def embed_records(
-    embedder: Embedder, records: Sequence[Record], *, progress: bool = True
+    embedder: Embedder,
+    records: Sequence[Record],
+    *,
+    question_weight: float = 0.0,
+    progress: bool = True,
 ) -> NDArray[np.float64]:
     """The heads' input matrix for ``records``, embedding in blocks behind a progress bar."""
     texts = [record.text for record in records]
     step = max(embedder.batch_size * 8, 1)
     blocks = [
-        embedder.transform(texts[start : start + step]).astype(np.float64)
+        embed(embedder, texts[start : start + step], question_weight=question_weight)
         for start in tqdm(
             range(0, len(texts), step), desc="embedding", unit="block", disable=not progress
         )
@@ -159,7 +165,9 @@ def train(
     sources it never saw (see :mod:`classifier.unseen`).
     """
     require_trainable(records)  # before minutes of embedding
-    X = embed_records(embedder, records, progress=progress)
+    X = embed_records(
+        embedder, records, question_weight=config.question_weight, progress=progress
+    )
     head, out_of_fold = fit(X, records, config)
     thresholds = operating_points(records, out_of_fold)
     metrics: dict[str, Any] = {"out_of_fold": evaluate(records, out_of_fold, thresholds)}
@@ -187,6 +195,7 @@ def train(
             "dim": embedder.dim_,
             "max_seq_length": embedder.max_seq_length_,
             "backend": embedder.backend_,
+            "question_weight": config.question_weight,
         },
         thresholds=thresholds,
         metrics=metrics,
