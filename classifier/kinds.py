@@ -73,7 +73,10 @@ class KindTable:
         names, counts = np.unique(kinds, return_counts=True)
         small = set(names[counts < MIN_KIND_RECORDS])
         kinds = np.array(
-            [f"{r.source}/(other)" if k in small else k for k, r in zip(kinds, records)]
+            [
+                f"{r.source}/(other)" if k in small else k
+                for k, r in zip(kinds, records, strict=True)
+            ]
         )
         rows: dict[str, Any] = {"names": [], "centroids": [], "counts": []}
         rows |= {"mean_gain": [], "expected_tier": [], "mean_score": []}

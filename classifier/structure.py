@@ -37,6 +37,9 @@ from numpy.typing import NDArray
 __all__ = ["STRUCTURE_NAMES", "TAIL_CHARS", "fired_cues", "question_of", "structural_features"]
 
 TAIL_CHARS = 400
+# Longer texts are read as their first this many characters and their question
+# (about what the embedding's window sees), so a huge prompt costs no more.
+_WINDOW_CHARS = 4096
 _I = re.IGNORECASE
 
 _NUMBER = re.compile(r"(?<![\w.])[-−(]?\$?\d[\d,]*(?:\.\d+)?%?")
@@ -129,6 +132,8 @@ def question_of(text: str) -> str:
 
 
 def _row(text: str) -> tuple[float, ...]:
+    if len(text) > _WINDOW_CHARS:  # bounded work on the request path, whatever the length
+        text = text[:_WINDOW_CHARS] + "\n\n" + question_of(text)
     ask = text[:TAIL_CHARS] + "\n" + text[-TAIL_CHARS:] if len(text) > 2 * TAIL_CHARS else text
     question = question_of(text)
     numbers = len(_NUMBER.findall(text))

@@ -73,7 +73,10 @@ class TrainingConfig:
     # From this gate probability on the gain counts in full. 0.5 kept chat sent to
     # reasoning at 7% (0.3: 9%) for no APGR; a plain product lost 0.01-0.02.
     gate_open: float = 0.5
-    source_power: float = 1.0
+    # Each source's total weight in the gate grows as the square root of its size
+    # (1 would weigh every record alike), so no benchmark's style dominates.
+    source_power: float = 0.5
+    # Weight of the question's (last paragraph's) embedding beside the whole text's.
     question_weight: float = 0.0
     gain_components: int = 32
     gain_trees: int = 300
@@ -165,9 +168,7 @@ def train(
     sources it never saw (see :mod:`classifier.unseen`).
     """
     require_trainable(records)  # before minutes of embedding
-    X = embed_records(
-        embedder, records, question_weight=config.question_weight, progress=progress
-    )
+    X = embed_records(embedder, records, question_weight=config.question_weight, progress=progress)
     head, out_of_fold = fit(X, records, config)
     thresholds = operating_points(records, out_of_fold)
     metrics: dict[str, Any] = {"out_of_fold": evaluate(records, out_of_fold, thresholds)}
@@ -182,8 +183,10 @@ def train(
                 calibration=head.calibration,
                 thresholds=thresholds,
                 # weak/strong records train nothing at weight 0: leaving them out changes nothing
-                skip=lambda source: config.strong_weak_weight == 0
-                and all(r.pair == "weak/strong" for r in records if r.source == source),
+                skip=lambda source: (
+                    config.strong_weak_weight == 0
+                    and all(r.pair == "weak/strong" for r in records if r.source == source)
+                ),
             ),
             **metrics,
         }
@@ -343,6 +346,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="weight of prompt records (expected tier) in the gain head (default: %(default)s)",
     )
     parser.add_argument(
+        "--source-power",
+        type=float,
+        default=defaults.source_power,
+        help="each source's total weight in the gate is its size to this power: 1 weighs "
+        "records alike, 0 sources alike (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--question-weight",
+        type=float,
+        default=defaults.question_weight,
+        help="weight of the question's (last paragraph's) embedding beside the whole "
+        "text's; 0 embeds the text alone (default: %(default)s)",
+    )
+    parser.add_argument(
         "--holdout",
         type=float,
         default=0.0,
@@ -365,7 +382,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         embedder = SentenceEmbedder(model=args.embedding_model, backend=args.backend, cache_size=0)
     config = TrainingConfig(
-        strong_weak_weight=args.strong_weak_weight, prompt_weight=args.prompt_weight
+        strong_weak_weight=args.strong_weak_weight,
+        prompt_weight=args.prompt_weight,
+        source_power=args.source_power,
+        question_weight=args.question_weight,
     )
     artifact = train(
         records,
@@ -383,6 +403,11 @@ def run(args: argparse.Namespace) -> int:
             if args.embedding_model != DEFAULT_MODEL
             else []
         )
+        + [
+            f"--{name.replace('_', '-')} {getattr(args, name)}"
+            for name in ("source_power", "question_weight")
+            if getattr(args, name) != getattr(TrainingConfig(), name)
+        ]
         + (["--holdout", str(args.holdout)] if args.holdout else [])
         + (["--report-unseen"] if args.report_unseen else [])
     )

@@ -26,7 +26,8 @@ def records():
     for i in range(20):
         rows.append(prompt(i, "chat", f"Say hi to friend {i}.", "fast"))
         rows.append(prompt(i, "olympiad", f"Prove that {i}^n - 1 is even.", "reasoning"))
-        rows.append(prompt(i, "mixed", f"Why does loop {i} never end? while i < {i}: pass", "reasoning"))
+        loop = f"Why does loop {i} never end? while i < {i}: pass"
+        rows.append(prompt(i, "mixed", loop, "reasoning"))
         rows.append(prompt(i, "mixed", f"Add a docstring to def f{i}(x): return x", "fast"))
     return rows
 
