@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from classifier.kinds import KindTable
 from classifier.metrics import routing_curve
 from classifier.model import embed
 from classifier.static_embedding import StaticEmbedder
+from classifier.structure import question_of
 from classifier.unseen import leave_one_source_out
 
 __all__ = ["TrainingConfig", "embed_records", "fit", "main", "require_trainable", "train"]
@@ -78,6 +79,8 @@ class TrainingConfig:
     source_power: float = 0.5
     # Weight of the question's (last paragraph's) embedding beside the whole text's.
     question_weight: float = 0.0
+    # Also train on each long prompt record's question alone (see question_copies).
+    question_copies: bool = False
     gain_components: int = 32
     gain_trees: int = 300
     folds: int = 5
@@ -168,6 +171,8 @@ def train(
     sources it never saw (see :mod:`classifier.unseen`).
     """
     require_trainable(records)  # before minutes of embedding
+    if config.question_copies:
+        records = [*records, *question_copies(records)]
     X = embed_records(embedder, records, question_weight=config.question_weight, progress=progress)
     head, out_of_fold = fit(X, records, config)
     thresholds = operating_points(records, out_of_fold)
@@ -210,6 +215,34 @@ def train(
             "mode_pgr_targets": MODE_PGR_TARGETS,
         },
     )
+
+
+def question_copies(records: Sequence[Record]) -> list[Record]:
+    """Prompt records' questions alone, with the record's tier: short phrasings of each need.
+
+    Reasoning-type prompts here are long (a table, premises, a program, then the
+    question) and chat is short, so a head learns "long means reasoning" and
+    scores a one-line trick question like small talk. The last paragraph of a
+    long prompt record is usually its request in a few words ("What was the
+    percentage change in ...?", "Why doesn't this work?"); a copy of it with the
+    same tier shows the head that need in short form. Copies that would be code,
+    a fragment or a handful of words are skipped, and a copy keeps its record's source, so
+    leaving a source out leaves out its copies too.
+    """
+    copies = []
+    for record in records:
+        if record.has_outcome:
+            continue
+        question = question_of(record.text)
+        if (
+            "```" in question
+            or len(question.split()) < 5
+            or len(question) > len(record.text) / 2
+            or not question[0].isupper()  # cut mid-sentence: a fragment, not a request
+        ):
+            continue
+        copies.append(replace(record, id=f"{record.id}#question", text=question))
+    return copies
 
 
 def _fit_uncalibrated(
@@ -360,6 +393,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "text's; 0 embeds the text alone (default: %(default)s)",
     )
     parser.add_argument(
+        "--question-copies",
+        action="store_true",
+        help="also train on each long prompt record's last paragraph alone, same tier",
+    )
+    parser.add_argument(
         "--holdout",
         type=float,
         default=0.0,
@@ -386,6 +424,7 @@ def run(args: argparse.Namespace) -> int:
         prompt_weight=args.prompt_weight,
         source_power=args.source_power,
         question_weight=args.question_weight,
+        question_copies=args.question_copies,
     )
     artifact = train(
         records,
@@ -408,6 +447,7 @@ def run(args: argparse.Namespace) -> int:
             for name in ("source_power", "question_weight")
             if getattr(args, name) != getattr(TrainingConfig(), name)
         ]
+        + (["--question-copies"] if args.question_copies else [])
         + (["--holdout", str(args.holdout)] if args.holdout else [])
         + (["--report-unseen"] if args.report_unseen else [])
     )
