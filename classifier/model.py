@@ -40,9 +40,14 @@ def embed(
     """
     vectors = embedder.transform(texts).astype(np.float64)
     if question_weight:
-        questions = embedder.transform([question_of(text) for text in texts])
-        vectors = vectors + question_weight * questions.astype(np.float64)
-        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        questions = [question_of(text) for text in texts]
+        # A one-paragraph request is its own question: adding its vector to itself and
+        # renormalising changes nothing, so only the others pay for a second embedding.
+        rows = [i for i, question in enumerate(questions) if question != texts[i]]
+        if rows:
+            extra = embedder.transform([questions[i] for i in rows]).astype(np.float64)
+            vectors[rows] += question_weight * extra
+            vectors[rows] /= np.maximum(np.linalg.norm(vectors[rows], axis=1, keepdims=True), 1e-12)
     return vectors
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from classifier.artifact import HEAD_FILE, read_artifact
-from classifier.model import DEFAULT_ARTIFACT, EMBEDDERS, DifficultyClassifier
+from classifier.model import DEFAULT_ARTIFACT, EMBEDDERS, DifficultyClassifier, embed
 from classifier.static_embedding import StaticEmbedder
 from classifier.train import main as train_main
 
@@ -135,3 +135,21 @@ def test_explain_answers_from_the_artifact_alone(trained, monkeypatch):
     assert clf.explain_text("") == {
         "score": 0.0, "gate": 0.0, "gain": 0.0, "cues": [], "features": {}, "nearest_kinds": []
     }  # fmt: skip
+
+
+def test_the_question_embedding_is_added_only_where_it_differs_from_the_text():
+    class Counting(StaticEmbedder):
+        def transform(self, X):
+            calls.append(list(X))
+            return super().transform(X)
+
+    calls: list = []
+    embedder = Counting().fit()
+    texts = ["Is 91 prime?", "Revenue | 2018 | 2019\nA | 1 | 2\n\nWhat was the change in A?"]
+    mixed = embed(embedder, texts, question_weight=0.5)
+    assert calls[-1] == ["What was the change in A?"]  # the one-paragraph text needs none
+    plain = embedder.transform(texts)
+    np.testing.assert_allclose(mixed[0], plain[0], atol=1e-6)
+    question = embedder.transform(["What was the change in A?"])[0]
+    expected = plain[1] + 0.5 * question
+    np.testing.assert_allclose(mixed[1], expected / np.linalg.norm(expected), atol=1e-6)
