@@ -25,13 +25,25 @@ def render_card(artifact: HeadArtifact) -> str:
         f"- Trained: {training.get('date', 'unknown')}",
         f"- Embedding: `{embedding['model']}`, {how} "
         f"({embedding['dim']}-d, {embedding.get('max_seq_length')} tokens)",
-        "- Head: a gain model (gradient-boosted trees over a PCA projection of the embedding "
-        "and the surface features: how much does the reasoning model win?), discounted by a "
-        "gate (logistic regression: does the request call for reasoning?) where the gate is "
-        f"below {artifact.head.gate_open:g}; the result is Platt-calibrated on out-of-fold "
-        "scores of the measured fast/reasoning outcomes",
+        f"- Question: the embedding of the request's last paragraph added at weight "
+        f"{embedding.get('question_weight', 0.0):g} (0: the whole text alone)",
+        "- Head: a gain model (gradient-boosted trees over a PCA projection of the embedding, "
+        "the surface features and the structural cues: how much does the reasoning model "
+        "win?), discounted by a gate (logistic regression: does the request call for "
+        f"reasoning?) where the gate is below {artifact.head.gate_open:g}; the result is "
+        "Platt-calibrated on out-of-fold scores of the measured fast/reasoning outcomes",
         f"- Configuration: `{training.get('config', {})}`",
+        "- Explanations: the artifact holds, per kind of training prompt (source/subset), a "
+        "centroid of its embeddings, its size, mean measured gain, expected tier and mean "
+        "score; no training text"
+        + (f" ({len(artifact.kinds.names)} kinds)" if artifact.kinds is not None else ""),
         "",
+        *training.get("notes", []),
+        *([""] if training.get("notes") else []),
+    ]
+    for name, report in artifact.metrics.items():
+        lines += [f"## Metrics: {name.replace('_', ' ')}", "", *_report_lines(report), ""]
+    lines += [
         "Reproduce with:",
         "",
         "```sh",
@@ -55,8 +67,6 @@ def render_card(artifact: HeadArtifact) -> str:
         *[f"| {mode} | {value:.4f} |" for mode, value in artifact.thresholds.items()],
         "",
     ]
-    for name, report in artifact.metrics.items():
-        lines += [f"## Metrics: {name.replace('_', ' ')}", "", *_report_lines(report), ""]
     return "\n".join(lines)
 
 

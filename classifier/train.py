@@ -78,7 +78,7 @@ class TrainingConfig:
     # (1 would weigh every record alike), so no benchmark's style dominates.
     source_power: float = 0.5
     # Weight of the question's (last paragraph's) embedding beside the whole text's.
-    question_weight: float = 0.0
+    question_weight: float = 0.5
     # Also train on each long prompt record's question alone (see question_copies).
     question_copies: bool = False
     gain_components: int = 32
