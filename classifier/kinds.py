@@ -83,8 +83,8 @@ class KindTable:
         for name in sorted(set(kinds)):
             members = np.flatnonzero(kinds == name)
             centroid = embeddings[members].mean(axis=0)
-            measured = [records[i].gap for i in members if records[i].measures_routing]
-            tiers = {records[i].expected_tier for i in members} - {None}
+            measured = [records[i].gap for i in members.tolist() if records[i].measures_routing]
+            tiers = {records[i].expected_tier for i in members.tolist()} - {None}
             rows["names"].append(str(name))
             rows["centroids"].append(centroid / max(float(np.linalg.norm(centroid)), 1e-12))
             rows["counts"].append(len(members))

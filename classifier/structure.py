@@ -115,7 +115,7 @@ def structural_features(texts: Sequence[str]) -> NDArray[np.float64]:
     return rows
 
 
-def fired_cues(row: Sequence[float]) -> list[str]:
+def fired_cues(row: Sequence[float] | NDArray[np.float64]) -> list[str]:
     """The cue names of one :func:`structural_features` row that fired."""
     return [name for name, value in zip(STRUCTURE_NAMES[:-1], row, strict=False) if value >= _FIRES]
 

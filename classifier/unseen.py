@@ -64,12 +64,12 @@ def leave_one_source_out(
             continue
         held, kept = np.flatnonzero(sources == source), np.flatnonzero(sources != source)
         try:
-            blind = fit_blind(X[kept], [records[i] for i in kept])
+            blind = fit_blind(X[kept], [records[i] for i in kept.tolist()])
         except TrainingDataError:  # the rest cannot train a head: nothing to judge it by
             continue
         blind.calibration = np.asarray(calibration, dtype=np.float64)
         scores = blind.score(X[held])
-        held_records = [records[i] for i in held]
+        held_records = [records[i] for i in held.tolist()]
         report = evaluate(held_records, scores, thresholds)
         groups[source] = {
             "n": len(held),
