@@ -10,7 +10,7 @@ before and after, from the shared outcome data::
     nice python bench/retrain_on_history.py [--tenant zeroeval] [--history 0.5] [--folds 2]
 
 ``--tenant`` names an outcome ``source`` (``zeroeval``) or a kind of prompt as
-``classifier.train.unseen_group`` names it (``zeroeval/math-l5``). The shipped
+``classifier.kinds.kind_of`` names it (``zeroeval/math-l5``). The shipped
 head saw all the shared data, so it cannot stand in for "never saw this
 tenant": the baseline is the shipped recipe (``classifier.train.fit``, same
 ``TrainingConfig``) fitted without the tenant's records. The tenant's records
@@ -48,15 +48,10 @@ from numpy.typing import NDArray
 from classifier.data import Record, load_records
 from classifier.evaluate import evaluate
 from classifier.head import GatedHead
+from classifier.kinds import kind_of
 from classifier.metrics import apgr
 from classifier.static_embedding import StaticEmbedder
-from classifier.train import (
-    TrainingConfig,
-    embed_records,
-    fit,
-    operating_points,
-    unseen_group,
-)
+from classifier.train import TrainingConfig, embed_records, fit, operating_points
 from router.state.decision_log import training_record
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -142,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _is_tenant(record: Record, tenant: str) -> bool:
     if not record.has_outcome:
         return False
-    return (unseen_group(record) if "/" in tenant else record.source) == tenant
+    return (kind_of(record) if "/" in tenant else record.source) == tenant
 
 
 def _exported(history: list[Record], served: NDArray[np.str_], *, both: bool) -> list[Record]:

@@ -25,13 +25,25 @@ def render_card(artifact: HeadArtifact) -> str:
         f"- Trained: {training.get('date', 'unknown')}",
         f"- Embedding: `{embedding['model']}`, {how} "
         f"({embedding['dim']}-d, {embedding.get('max_seq_length')} tokens)",
-        "- Head: a gain model (gradient-boosted trees over a PCA projection of the embedding "
-        "and the surface features: how much does the reasoning model win?), discounted by a "
-        "gate (logistic regression: does the request call for reasoning?) where the gate is "
-        f"below {artifact.head.gate_open:g}; the result is Platt-calibrated on out-of-fold "
-        "scores of the measured fast/reasoning outcomes",
+        f"- Question: the embedding of the request's last paragraph added at weight "
+        f"{embedding.get('question_weight', 0.0):g} (0: the whole text alone)",
+        "- Head: a gain model (gradient-boosted trees over a PCA projection of the embedding, "
+        "the surface features and the structural cues: how much does the reasoning model "
+        "win?), discounted by a gate (logistic regression: does the request call for "
+        f"reasoning?) where the gate is below {artifact.head.gate_open:g}; the result is "
+        "Platt-calibrated on out-of-fold scores of the measured fast/reasoning outcomes",
         f"- Configuration: `{training.get('config', {})}`",
+        "- Explanations: the artifact holds, per kind of training prompt (source/subset), a "
+        "centroid of its embeddings, its size, mean measured gain, expected tier and mean "
+        "score; no training text"
+        + (f" ({len(artifact.kinds.names)} kinds)" if artifact.kinds is not None else ""),
         "",
+        *training.get("notes", []),
+        *([""] if training.get("notes") else []),
+    ]
+    for name, report in artifact.metrics.items():
+        lines += [f"## Metrics: {name.replace('_', ' ')}", "", *_report_lines(report), ""]
+    lines += [
         "Reproduce with:",
         "",
         "```sh",
@@ -55,22 +67,29 @@ def render_card(artifact: HeadArtifact) -> str:
         *[f"| {mode} | {value:.4f} |" for mode, value in artifact.thresholds.items()],
         "",
     ]
-    for name, report in artifact.metrics.items():
-        lines += [f"## Metrics: {name.replace('_', ' ')}", "", *_report_lines(report), ""]
     return "\n".join(lines)
 
 
 def _report_lines(report: dict[str, Any]) -> list[str]:
     lines = [report["description"], ""] if "description" in report else []
-    if "groups" in report:  # leave-one-group-out: one row per unseen kind of prompt
+    if "groups" in report:  # leave-one-source-out: one row per unseen source
+        summary = report.get("summary", {})
         lines += [
-            "| held-out group | n | APGR | CPT50 | reasoning share at balanced |",
-            "|---|---|---|---|---|",
+            f"- mean over unseen outcome sources: APGR {_fmt(summary.get('apgr'))}",
+            "- mean over unseen prompt sources, sent to reasoning at balanced: "
+            f"expected `reasoning` {_fmt(summary.get('reasoning_to_reasoning'))}, "
+            f"expected `fast` {_fmt(summary.get('fast_to_reasoning'))}",
+            "",
+            "| held-out source | n | APGR | CPT50 | expected reasoning → reasoning "
+            "| expected fast → reasoning |",
+            "|---|---|---|---|---|---|",
         ]
         for group, entry in report["groups"].items():
+            tiers = entry.get("by_tier", {})
             lines.append(
                 f"| {group} | {entry['n']} | {_fmt(entry.get('apgr'))} "
-                f"| {_fmt(entry.get('cpt50'))} | {_fmt(entry.get('reasoning_share'))} |"
+                f"| {_fmt(entry.get('cpt50'))} | {_fmt(tiers.get('reasoning'))} "
+                f"| {_fmt(tiers.get('fast'))} |"
             )
         return lines
     lines += [

@@ -1,8 +1,9 @@
-"""Cheap surface features that sit beside the embedding.
+"""Cheap surface features and structural cues that sit beside the embedding.
 
 A sentence embedding captures topic well but length and notation poorly (it
 is a mean over tokens, and the model's window truncates long prompts). These
-few counts add that back for microseconds of work.
+few counts add that back for microseconds of work, and the structural cues of
+:mod:`classifier.structure` add what the request asks for.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["FEATURE_NAMES", "surface_features"]
+from classifier.structure import STRUCTURE_NAMES, structural_features
+
+__all__ = ["FEATURE_NAMES", "SURFACE_NAMES", "surface_features", "text_features"]
 
 _MATH = re.compile(r"\\(?:frac|sqrt|sum|int|prod|lim|binom|cdot|le|ge|neq|pi)|\$|\^|[=<>≤≥∑∫√π]")
 _CODE = re.compile(r"```|\bdef |\breturn\b|\bclass |[{};]|\bfunction\b|#include|=>|->|\bimport ")
@@ -25,7 +28,7 @@ _TASK = re.compile(
     re.IGNORECASE,
 )
 
-FEATURE_NAMES: tuple[str, ...] = (
+SURFACE_NAMES: tuple[str, ...] = (
     "log_words",
     "log_chars",
     "digit_share",
@@ -34,11 +37,18 @@ FEATURE_NAMES: tuple[str, ...] = (
     "task_words_per_100_words",
     "lines_log",
 )
+# Every column a head reads after the embedding, in order (see text_features).
+FEATURE_NAMES: tuple[str, ...] = SURFACE_NAMES + STRUCTURE_NAMES
+
+
+def text_features(texts: Sequence[str]) -> NDArray[np.float64]:
+    """One row of :data:`FEATURE_NAMES` per text: surface counts, then structural cues."""
+    return np.hstack([surface_features(texts), structural_features(texts)])
 
 
 def surface_features(texts: Sequence[str]) -> NDArray[np.float64]:
-    """One row of :data:`FEATURE_NAMES` per text."""
-    rows = np.empty((len(texts), len(FEATURE_NAMES)), dtype=np.float64)
+    """One row of :data:`SURFACE_NAMES` per text."""
+    rows = np.empty((len(texts), len(SURFACE_NAMES)), dtype=np.float64)
     for i, text in enumerate(texts):
         words = max(len(text.split()), 1)
         chars = max(len(text), 1)

@@ -290,10 +290,14 @@ class GatedHead:
         # gate checks the width.
         if X.ndim != 2 or not np.isfinite(X).all():
             raise ValueError(f"expected a finite 2-d array of vectors, got shape {X.shape}")
-        discount = np.minimum(1.0, _probability(self.gate, X) / self.gate_open)
-        gain = np.minimum(self.gain.predict_unchecked(X), 1.0)
-        positive = _GAIN_FLOOR_WIDTH * np.logaddexp(0.0, gain / _GAIN_FLOOR_WIDTH)
+        gate, gain = self.parts(X)
+        discount = np.minimum(1.0, gate / self.gate_open)
+        positive = _GAIN_FLOOR_WIDTH * np.logaddexp(0.0, np.minimum(gain, 1.0) / _GAIN_FLOOR_WIDTH)
         return positive * discount
+
+    def parts(self, X: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """The gate's P(reasoning-type request) and the gain model's predicted gain, per row."""
+        return _probability(self.gate, X), self.gain.predict_unchecked(X)
 
     def score(self, X: ArrayLike) -> NDArray[np.float64]:
         """Calibrated P(reasoning model does better), one per row."""

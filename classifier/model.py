@@ -13,11 +13,12 @@ from classifier.artifact import HeadArtifact, read_artifact
 from classifier.base import Embedder
 from classifier.embedding import SentenceEmbedder
 from classifier.errors import ArtifactError
-from classifier.features import surface_features
+from classifier.features import FEATURE_NAMES, SURFACE_NAMES, text_features
 from classifier.static_embedding import StaticEmbedder
+from classifier.structure import fired_cues, question_of
 from classifier.text import text_for_scoring
 
-__all__ = ["DEFAULT_ARTIFACT", "EMBEDDERS", "DifficultyClassifier", "build_features"]
+__all__ = ["DEFAULT_ARTIFACT", "EMBEDDERS", "DifficultyClassifier", "build_features", "embed"]
 
 DEFAULT_ARTIFACT = Path(__file__).resolve().parent / "default"
 # The embedder an artifact's ``embedding.kind`` names.
@@ -27,9 +28,35 @@ EMBEDDERS: dict[str, type[SentenceEmbedder] | type[StaticEmbedder]] = {
 }
 
 
-def build_features(embedder: Embedder, texts: Sequence[str]) -> NDArray[np.float64]:
-    """The head's input for each text: its embedding followed by its surface features."""
-    return np.hstack([embedder.transform(texts).astype(np.float64), surface_features(texts)])
+def embed(
+    embedder: Embedder, texts: Sequence[str], *, question_weight: float = 0.0
+) -> NDArray[np.float64]:
+    """Unit vectors for ``texts``: each text's embedding, plus its question's at a weight.
+
+    A long prompt puts its question last, after a table or a program, where a
+    window of 256 tokens never reaches it; ``question_weight`` > 0 adds the
+    embedding of :func:`~classifier.structure.question_of` (its last paragraph)
+    and renormalises, so the head sees what is asked as well as the material.
+    """
+    vectors = embedder.transform(texts).astype(np.float64)
+    if question_weight:
+        questions = [question_of(text) for text in texts]
+        # A one-paragraph request is its own question: adding its vector to itself and
+        # renormalising changes nothing, so only the others pay for a second embedding.
+        rows = [i for i, question in enumerate(questions) if question != texts[i]]
+        if rows:
+            extra = embedder.transform([questions[i] for i in rows]).astype(np.float64)
+            vectors[rows] += question_weight * extra
+            vectors[rows] /= np.maximum(np.linalg.norm(vectors[rows], axis=1, keepdims=True), 1e-12)
+    return vectors
+
+
+def build_features(
+    embedder: Embedder, texts: Sequence[str], *, question_weight: float = 0.0
+) -> NDArray[np.float64]:
+    """The head's input for each text: its embedding, then :data:`FEATURE_NAMES`."""
+    vectors = embed(embedder, texts, question_weight=question_weight)
+    return np.hstack([vectors, text_features(texts)])
 
 
 class DifficultyClassifier:
@@ -93,7 +120,12 @@ class DifficultyClassifier:
         """P(reasoning model does better) for each text."""
         if not texts:
             return np.empty(0)
-        return self.artifact.head.score(build_features(self.embedder, texts))
+        features = build_features(self.embedder, texts, question_weight=self._question_weight)
+        return self.artifact.head.score(features)
+
+    @property
+    def _question_weight(self) -> float:
+        return float(self.artifact.embedding.get("question_weight", 0.0))
 
     @property
     def fingerprint(self) -> str:
@@ -108,3 +140,56 @@ class DifficultyClassifier:
         """P(reasoning model does better) for one chat; an empty one scores 0."""
         text = self.text_of(messages)
         return float(self.score_texts([text])[0]) if text else 0.0
+
+    def explain_messages(
+        self, messages: Sequence[Mapping[str, Any]], *, top_k: int = 3
+    ) -> dict[str, Any]:
+        """Why one chat scored as it did: :meth:`explain_text` of its scored text."""
+        return self.explain_text(self.text_of(messages), top_k=top_k)
+
+    def explain_text(self, text: str, *, top_k: int = 3) -> dict[str, Any]:
+        """Why ``text`` scored as it did, from the artifact alone, as a JSON-ready dict.
+
+        Returns
+        -------
+        dict
+            ``score`` (as :meth:`score_texts` gives it), ``gate`` (P(the request
+            calls for reasoning at all)), ``gain`` (the reasoning model's predicted
+            gain before the gate's discount), ``cues`` (the structural cues that
+            fired, names from :data:`classifier.structure.STRUCTURE_NAMES`),
+            ``features`` (every feature beside the embedding, by name) and
+            ``nearest_kinds``: the ``top_k`` kinds of training prompts nearest in
+            embedding, each ``{"kind": "source/subset", "similarity", "records",
+            "mean_gain", "expected_tier", "mean_score"}`` (``mean_gain`` is the
+            mean measured reasoning-minus-fast score of an outcome kind, ``None``
+            for prompt kinds, whose ``expected_tier`` is set instead). No
+            training text is read or returned; an artifact without a kind table
+            gives an empty ``nearest_kinds``. An empty text scores 0 and
+            explains nothing.
+
+        Examples
+        --------
+        >>> clf.explain_text("Can you show that the sum of two odd numbers is even?")
+        ... # doctest: +SKIP
+        {'score': 0.61, 'gate': 0.93, 'gain': 0.21, 'cues': ['proof_request'], ...}
+        """
+        if not text:
+            return {"score": 0.0, "gate": 0.0, "gain": 0.0, "cues": [], "features": {},
+                    "nearest_kinds": []}  # fmt: skip
+        embedding = embed(self.embedder, [text], question_weight=self._question_weight)
+        extra = text_features([text])
+        X = np.hstack([embedding, extra])
+        head = self.artifact.head
+        gate, gain = head.parts(X)
+        kinds = self.artifact.kinds
+        return {
+            "score": round(float(head.score(X)[0]), 6),
+            "gate": round(float(gate[0]), 6),
+            "gain": round(float(gain[0]), 6),
+            "cues": fired_cues(extra[0, len(SURFACE_NAMES) :]),
+            "features": {
+                name: round(float(value), 4)
+                for name, value in zip(FEATURE_NAMES, extra[0], strict=True)
+            },
+            "nearest_kinds": [] if kinds is None else kinds.nearest(embedding[0], top_k),
+        }

@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +42,15 @@ from classifier.data import Record, load_records
 from classifier.embedding import DEFAULT_MODEL, SentenceEmbedder
 from classifier.errors import TrainingDataError
 from classifier.evaluate import add_data_argument, evaluate
-from classifier.features import FEATURE_NAMES, surface_features
+from classifier.features import FEATURE_NAMES, text_features
 from classifier.gain import TreeGain
 from classifier.head import DifficultyHead, GatedHead, fit_platt, logit
+from classifier.kinds import KindTable
 from classifier.metrics import routing_curve
+from classifier.model import embed
 from classifier.static_embedding import StaticEmbedder
+from classifier.structure import question_of
+from classifier.unseen import leave_one_source_out
 
 __all__ = ["TrainingConfig", "embed_records", "fit", "main", "require_trainable", "train"]
 
@@ -70,6 +74,13 @@ class TrainingConfig:
     # From this gate probability on the gain counts in full. 0.5 kept chat sent to
     # reasoning at 7% (0.3: 9%) for no APGR; a plain product lost 0.01-0.02.
     gate_open: float = 0.5
+    # Each source's total weight in the gate grows as the square root of its size
+    # (1 would weigh every record alike), so no benchmark's style dominates.
+    source_power: float = 0.5
+    # Weight of the question's (last paragraph's) embedding beside the whole text's.
+    question_weight: float = 0.5
+    # Also train on each long prompt record's question alone (see question_copies).
+    question_copies: bool = False
     gain_components: int = 32
     gain_trees: int = 300
     folds: int = 5
@@ -77,19 +88,23 @@ class TrainingConfig:
 
 
 def embed_records(
-    embedder: Embedder, records: Sequence[Record], *, progress: bool = True
+    embedder: Embedder,
+    records: Sequence[Record],
+    *,
+    question_weight: float = 0.0,
+    progress: bool = True,
 ) -> NDArray[np.float64]:
     """The heads' input matrix for ``records``, embedding in blocks behind a progress bar."""
     texts = [record.text for record in records]
     step = max(embedder.batch_size * 8, 1)
     blocks = [
-        embedder.transform(texts[start : start + step]).astype(np.float64)
+        embed(embedder, texts[start : start + step], question_weight=question_weight)
         for start in tqdm(
             range(0, len(texts), step), desc="embedding", unit="block", disable=not progress
         )
     ]
     embedded = np.vstack(blocks) if blocks else np.empty((0, embedder.dim_))
-    return np.hstack([embedded, surface_features(texts)])
+    return np.hstack([embedded, text_features(texts)])
 
 
 def fit(
@@ -154,18 +169,34 @@ def train(
 
     ``holdout`` keeps that fraction out of a first fit to report on it (the
     shipped head is then refitted on everything); ``report_unseen`` refits
-    once per group of prompts (see :func:`unseen_group`) with that group left
-    out, to show how the head does on kinds of prompts it never saw.
+    once per source with that source left out, to show how the head does on
+    sources it never saw (see :mod:`classifier.unseen`).
     """
     require_trainable(records)  # before minutes of embedding
-    X = embed_records(embedder, records, progress=progress)
+    if config.question_copies:
+        records = [*records, *question_copies(records)]
+    X = embed_records(embedder, records, question_weight=config.question_weight, progress=progress)
     head, out_of_fold = fit(X, records, config)
     thresholds = operating_points(records, out_of_fold)
     metrics: dict[str, Any] = {"out_of_fold": evaluate(records, out_of_fold, thresholds)}
     if holdout:
         metrics["holdout"] = _holdout_report(X, records, config, holdout)
     if report_unseen:
-        metrics["unseen_kinds"] = _unseen_report(X, records, config, head, thresholds)
+        metrics = {
+            "unseen_sources": leave_one_source_out(
+                X,
+                records,
+                fit_blind=lambda rows, kept: _fit_uncalibrated(rows, kept, config),
+                calibration=head.calibration,
+                thresholds=thresholds,
+                # weak/strong records train nothing at weight 0: leaving them out changes nothing
+                skip=lambda source: (
+                    config.strong_weak_weight == 0
+                    and all(r.pair == "weak/strong" for r in records if r.source == source)
+                ),
+            ),
+            **metrics,
+        }
     return HeadArtifact(
         head=head,
         embedding={
@@ -174,9 +205,11 @@ def train(
             "dim": embedder.dim_,
             "max_seq_length": embedder.max_seq_length_,
             "backend": embedder.backend_,
+            "question_weight": config.question_weight,
         },
         thresholds=thresholds,
         metrics=metrics,
+        kinds=KindTable.build(records, X[:, : embedder.dim_], out_of_fold),
         training={
             "date": dt.date.today().isoformat(),
             "records": _counts(records),
@@ -186,18 +219,32 @@ def train(
     )
 
 
-def unseen_group(record: Record) -> str:
-    """The kind of prompt a record belongs to, for leave-one-kind-out reports.
+def question_copies(records: Sequence[Record]) -> list[Record]:
+    """Prompt records' questions alone, with the record's tier: short phrasings of each need.
 
-    Outcome records group by source and category (``reasoning-gym/logic``,
-    ``zeroeval/crux``; the ``easy``/``hard`` level is not a kind); prompt
-    records by source (``aime24``, ``alpaca_eval``), since their subsets are
-    often too small to judge alone.
+    Reasoning-type prompts here are long (a table, premises, a program, then the
+    question) and chat is short, so a head learns "long means reasoning" and
+    scores a one-line trick question like small talk. The last paragraph of a
+    long prompt record is usually its request in a few words ("What was the
+    percentage change in ...?", "Why doesn't this work?"); a copy of it with the
+    same tier shows the head that need in short form. Copies that would be code,
+    a fragment or a handful of words are skipped, and a copy keeps its record's source, so
+    leaving a source out leaves out its copies too.
     """
-    if not record.has_outcome:
-        return record.source
-    parts = [part for part in record.subset.split("/") if part not in ("easy", "hard")]
-    return f"{record.source}/{parts[0]}" if parts else record.source
+    copies = []
+    for record in records:
+        if record.has_outcome:
+            continue
+        question = question_of(record.text)
+        if (
+            "```" in question
+            or len(question.split()) < 5
+            or len(question) > len(record.text) / 2
+            or not question[0].isupper()  # cut mid-sentence: a fragment, not a request
+        ):
+            continue
+        copies.append(replace(record, id=f"{record.id}#question", text=question))
+    return copies
 
 
 def _fit_uncalibrated(
@@ -222,26 +269,33 @@ def _fit_uncalibrated(
 def _gate_labels(
     records: Sequence[Record], config: TrainingConfig
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    """Reasoning-type (1) versus chat (0), weighted so each source of positives counts as set.
+    """Reasoning-type (1) versus not (0), weighted so that no one source's style dominates.
 
-    Measured outcomes are all reasoning-type tasks, but they are thousands of
-    procedurally generated puzzles: unweighted, the gate would learn "looks
-    like a puzzle" rather than "calls for reasoning" and miss a terse olympiad
-    problem. So their total weight is ``outcome_gate_weight`` times that of
-    the hard prompts, and chat is weighted to balance all positives.
+    Each source (and tier, for a source with both) is a group whose total weight
+    is its size to the power ``source_power``: 1 counts every record alike, 0
+    every group alike. Thousands of procedurally generated puzzles, unweighted,
+    teach the gate "looks like a puzzle" rather than "calls for reasoning". The
+    measured outcomes' groups are then scaled by ``outcome_gate_weight`` and the
+    fast-tier groups weighted to balance all reasoning-type ones.
     """
     y = np.array(
         [1 if r.pair == "fast/reasoning" else int(r.expected_tier == "reasoning") for r in records]
     )
-    outcome = np.array([r.pair == "fast/reasoning" for r in records])
-    prompt = np.array([not r.has_outcome for r in records])
-    hard, chat = prompt & (y == 1), prompt & (y == 0)
+    used = np.array([r.pair == "fast/reasoning" or not r.has_outcome for r in records])
+    groups = np.array([f"{r.source}:{y[i]}" for i, r in enumerate(records)])
     weights = np.zeros(len(records))
-    weights[hard] = 1.0
-    if outcome.any():
-        weights[outcome] = config.outcome_gate_weight * max(int(hard.sum()), 1) / outcome.sum()
+    for group in np.unique(groups[used]):
+        rows = used & (groups == group)
+        weights[rows] = float(rows.sum()) ** (config.source_power - 1.0)
+    outcome = np.array([r.pair == "fast/reasoning" for r in records])
+    hard = used & ~outcome & (y == 1)
+    if outcome.any() and hard.any():
+        weights[outcome] *= (
+            config.outcome_gate_weight * weights[hard].sum() / weights[outcome].sum()
+        )
+    chat = used & (y == 0)
     if chat.any():
-        weights[chat] = weights.sum() / chat.sum()
+        weights[chat] *= weights[used & (y == 1)].sum() / weights[chat].sum()
     return y, weights
 
 
@@ -286,42 +340,6 @@ def _holdout_report(
     return report
 
 
-def _unseen_report(
-    X: NDArray[np.float64],
-    records: Sequence[Record],
-    config: TrainingConfig,
-    head: GatedHead,
-    thresholds: dict[str, float],
-) -> dict[str, Any]:
-    groups = np.array([unseen_group(r) for r in records])
-    report: dict[str, Any] = {
-        "description": (
-            "Each kind of prompt left out of training in turn, then scored by a head fitted "
-            "on everything else (shipped calibration and thresholds)."
-        ),
-        "groups": {},
-    }
-    for group in tqdm(sorted(set(groups)), desc="unseen kinds", disable=True):
-        held = np.flatnonzero(groups == group).tolist()
-        kept = np.flatnonzero(groups != group).tolist()
-        try:
-            require_trainable([records[i] for i in kept])
-        except TrainingDataError:  # the rest cannot train a head: nothing to judge it by
-            continue
-        blind = _fit_uncalibrated(X[kept], [records[i] for i in kept], config)
-        blind.calibration = head.calibration
-        held_records = [records[i] for i in held]
-        scored = evaluate(held_records, blind.score(X[held]), thresholds)
-        entry = {"n": len(held), "apgr": scored["apgr"], "cpt50": scored["cpt50"]}
-        entry["reasoning_share"] = round(
-            float(np.mean(blind.score(X[held]) >= thresholds["balanced"])), 4
-        )
-        tiers = {r.expected_tier for r in held_records}
-        entry["expected_tier"] = tiers.pop() if len(tiers) == 1 else None
-        report["groups"][group] = entry
-    return report
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_argument(parser)
     parser.add_argument(
@@ -363,6 +381,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="weight of prompt records (expected tier) in the gain head (default: %(default)s)",
     )
     parser.add_argument(
+        "--source-power",
+        type=float,
+        default=defaults.source_power,
+        help="each source's total weight in the gate is its size to this power: 1 weighs "
+        "records alike, 0 sources alike (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--question-weight",
+        type=float,
+        default=defaults.question_weight,
+        help="weight of the question's (last paragraph's) embedding beside the whole "
+        "text's; 0 embeds the text alone (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--question-copies",
+        action="store_true",
+        help="also train on each long prompt record's last paragraph alone, same tier",
+    )
+    parser.add_argument(
         "--holdout",
         type=float,
         default=0.0,
@@ -372,7 +409,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--report-unseen",
         action="store_true",
-        help="report each kind of prompt scored by a head that never saw that kind",
+        help="report each source scored by a head that never saw it (leave one source out)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -385,7 +422,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         embedder = SentenceEmbedder(model=args.embedding_model, backend=args.backend, cache_size=0)
     config = TrainingConfig(
-        strong_weak_weight=args.strong_weak_weight, prompt_weight=args.prompt_weight
+        strong_weak_weight=args.strong_weak_weight,
+        prompt_weight=args.prompt_weight,
+        source_power=args.source_power,
+        question_weight=args.question_weight,
+        question_copies=args.question_copies,
     )
     artifact = train(
         records,
@@ -403,6 +444,12 @@ def run(args: argparse.Namespace) -> int:
             if args.embedding_model != DEFAULT_MODEL
             else []
         )
+        + [
+            f"--{name.replace('_', '-')} {getattr(args, name)}"
+            for name in ("source_power", "question_weight")
+            if getattr(args, name) != getattr(TrainingConfig(), name)
+        ]
+        + (["--question-copies"] if args.question_copies else [])
         + (["--holdout", str(args.holdout)] if args.holdout else [])
         + (["--report-unseen"] if args.report_unseen else [])
     )

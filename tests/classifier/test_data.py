@@ -1,6 +1,7 @@
 """Reading outcome, strong/weak and prompt records from JSONL and CSV."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +117,31 @@ def test_duplicate_ids_across_files_are_refused(tmp_path):
 def test_missing_file_is_reported(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_records([tmp_path / "nowhere.jsonl"])
+
+
+EVERYDAY = [
+    {"id": "bbh/web_of_lies/3", "source": "bbh", "subset": "web_of_lies",
+     "prompt": "Question: Fidel lies. Does Jerry tell the truth?", "expected_tier": "reasoning"},
+    {"id": "debugbench/python3-explain/9", "source": "debugbench", "subset": "python3-explain",
+     "prompt": "Explain this code:\n```python\ndef f(x):\n    return x\n```",
+     "expected_tier": "fast"},
+]  # fmt: skip
+SHARED_EVERYDAY = Path(__file__).resolve().parents[2] / "../shared/data/everyday/train.jsonl"
+
+
+def test_everyday_records_load_as_prompt_records(tmp_path):
+    first, second = read_records(write_jsonl(tmp_path / "everyday.jsonl", *EVERYDAY))
+    assert (first.source, first.subset, first.expected_tier) == ("bbh", "web_of_lies", "reasoning")
+    assert second.expected_tier == "fast" and second.text.endswith("```")  # code kept verbatim
+    assert not first.has_outcome and not second.measures_routing
+
+
+@pytest.mark.skipif(not SHARED_EVERYDAY.exists(), reason="the shared data is not on this machine")
+def test_the_shared_everyday_set_loads_with_both_tiers_per_mixed_source():
+    records = load_records([SHARED_EVERYDAY])
+    assert len(records) == 4035
+    tiers: dict[str, set] = {}
+    for record in records:
+        tiers.setdefault(record.source, set()).add(record.expected_tier)
+    assert tiers["tatqa"] == tiers["debugbench"] == {"fast", "reasoning"}
+    assert tiers["dolly"] == {"fast"} and tiers["folio"] == {"reasoning"}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from classifier.artifact import HEAD_FILE, read_artifact
-from classifier.model import DEFAULT_ARTIFACT, EMBEDDERS, DifficultyClassifier
+from classifier.model import DEFAULT_ARTIFACT, EMBEDDERS, DifficultyClassifier, embed
 from classifier.static_embedding import StaticEmbedder
 from classifier.train import main as train_main
 
@@ -104,3 +104,52 @@ def test_shipped_head_sends_chat_fast_and_olympiad_maths_to_reasoning():
     chat = [clf.score_messages([{"role": "user", "content": text}]) for text in CHAT]
     assert max(chat) < thresholds["balanced"]
     assert clf.score_messages([{"role": "user", "content": OLYMPIAD}]) >= thresholds["balanced"]
+
+
+def test_explain_answers_from_the_artifact_alone(trained, monkeypatch):
+    head, data = trained
+    training_texts = [r["prompt"] for r in _records()]
+    data.unlink()  # no training data at run time
+    document = (head / HEAD_FILE).read_text()
+    assert not any(text in document for text in training_texts)  # no training text inside
+    assert (head / HEAD_FILE).stat().st_size < 30 * 2**20
+
+    clf = DifficultyClassifier.load(head)
+    proof = "Can you show that 7^n - 1 is divisible by 6 for every n >= 200?"
+    explained = clf.explain_messages([{"role": "user", "content": proof}], top_k=2)
+    json.dumps(explained)  # JSON-able as it is
+    assert explained["score"] == pytest.approx(clf.score_texts([proof])[0], abs=1e-6)
+    assert "proof_request" in explained["cues"]
+    assert explained["features"]["proof_request"] == 1.0
+    nearest = explained["nearest_kinds"]
+    assert len(nearest) == 2 and nearest[0]["similarity"] >= nearest[1]["similarity"]
+    # The synthetic outcome kinds are named by source and subset, with their measured gain.
+    kinds = {k["kind"]: k for k in nearest}
+    assert nearest[0]["kind"] in {"synthetic", "s"}
+    for entry in kinds.values():
+        assert set(entry) == {
+            "kind", "similarity", "records", "mean_gain", "expected_tier", "mean_score"
+        }  # fmt: skip
+    chat = clf.explain_text(EASY.format(500))
+    assert chat["cues"] == [] and chat["score"] < explained["score"]
+    assert clf.explain_text("") == {
+        "score": 0.0, "gate": 0.0, "gain": 0.0, "cues": [], "features": {}, "nearest_kinds": []
+    }  # fmt: skip
+
+
+def test_the_question_embedding_is_added_only_where_it_differs_from_the_text():
+    class Counting(StaticEmbedder):
+        def transform(self, X):
+            calls.append(list(X))
+            return super().transform(X)
+
+    calls: list = []
+    embedder = Counting().fit()
+    texts = ["Is 91 prime?", "Revenue | 2018 | 2019\nA | 1 | 2\n\nWhat was the change in A?"]
+    mixed = embed(embedder, texts, question_weight=0.5)
+    assert calls[-1] == ["What was the change in A?"]  # the one-paragraph text needs none
+    plain = embedder.transform(texts)
+    np.testing.assert_allclose(mixed[0], plain[0], atol=1e-6)
+    question = embedder.transform(["What was the change in A?"])[0]
+    expected = plain[1] + 0.5 * question
+    np.testing.assert_allclose(mixed[1], expected / np.linalg.norm(expected), atol=1e-6)

@@ -7,6 +7,7 @@ import pytest
 
 from classifier.data import UNSCORED, Record, read_records
 from classifier.errors import DataFormatError, TrainingDataError
+from classifier.features import FEATURE_NAMES
 
 
 def read(tmp_path, *objects):
@@ -65,7 +66,7 @@ def test_one_sided_records_teach_the_gain_but_never_calibrate_or_measure(tmp_pat
         for i in range(20)
     ]
     records = both + one_sided + chat
-    X = rng.normal(size=(len(records), 16))
+    X = rng.normal(size=(len(records), 9 + len(FEATURE_NAMES)))  # embedding, then features
     _, scores = fit(X, records, TrainingConfig(folds=2, gain_trees=20))
     report = evaluate(records, scores, operating_points(records, scores))
     assert report["n_outcomes"] == len(both)

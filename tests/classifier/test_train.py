@@ -1,4 +1,4 @@
-"""Training reports how a head does on kinds of prompts it never saw."""
+"""Training reports how a head does on sources it never saw (leave one source out)."""
 
 import numpy as np
 
@@ -13,7 +13,7 @@ def outcome(i, source, subset, text, wins):
 
 
 def prompt(i, source, text, tier):
-    return Record(f"{source}/{i}", source, "x", text, expected_tier=tier)
+    return Record(f"{source}/{tier}/{i}", source, "x", text, expected_tier=tier)
 
 
 def records():
@@ -26,18 +26,30 @@ def records():
     for i in range(20):
         rows.append(prompt(i, "chat", f"Say hi to friend {i}.", "fast"))
         rows.append(prompt(i, "olympiad", f"Prove that {i}^n - 1 is even.", "reasoning"))
+        loop = f"Why does loop {i} never end? while i < {i}: pass"
+        rows.append(prompt(i, "mixed", loop, "reasoning"))
+        rows.append(prompt(i, "mixed", f"Add a docstring to def f{i}(x): return x", "fast"))
     return rows
 
 
-def test_each_kind_left_out_is_scored_by_a_head_that_never_saw_it():
+def test_each_source_left_out_is_scored_by_a_head_that_never_saw_it():
     artifact = train(
         records(), StaticEmbedder().fit(), config=TrainingConfig(folds=2, gain_trees=30),
         report_unseen=True, progress=False,
     )  # fmt: skip
-    groups = artifact.metrics["unseen_kinds"]["groups"]
-    # Leaving out the only chat source leaves nothing to teach the gate: no report, no crash.
-    assert set(groups) == {"puzzles/logic", "sums/arithmetic", "olympiad"}
-    assert groups["olympiad"]["expected_tier"] == "reasoning"
+    report = artifact.metrics["unseen_sources"]
+    groups = report["groups"]
+    assert set(groups) == {"puzzles", "sums", "olympiad", "mixed", "chat"}
+    assert set(groups["chat"]["by_tier"]) == {"fast"}
     assert groups["olympiad"]["apgr"] is None  # prompt records measure no APGR
-    for name in ("puzzles/logic", "sums/arithmetic"):
-        assert groups[name]["n"] == 40 and 0.0 <= groups[name]["reasoning_share"] <= 1.0
+    assert set(groups["olympiad"]["by_tier"]) == {"reasoning"}
+    assert set(groups["mixed"]["by_tier"]) == {"fast", "reasoning"}  # a source with both tiers
+    for name in ("puzzles", "sums"):
+        assert groups[name]["n"] == 40 and groups[name]["apgr"] is not None
+    summary = report["summary"]
+    assert summary["apgr"] == round(np.mean([groups[s]["apgr"] for s in ("puzzles", "sums")]), 4)
+    expected = np.mean([groups[s]["by_tier"]["reasoning"] for s in ("olympiad", "mixed")])
+    assert summary["reasoning_to_reasoning"] == round(expected, 4)
+    expected = np.mean([groups[s]["by_tier"]["fast"] for s in ("chat", "mixed")])
+    assert summary["fast_to_reasoning"] == round(expected, 4)
+    assert list(artifact.metrics)[0] == "unseen_sources"  # the card leads with it

@@ -1,0 +1,45 @@
+"""Structural cues fire on what a request asks, in any register."""
+
+import numpy as np
+import pytest
+
+from classifier.structure import STRUCTURE_NAMES, fired_cues, question_of, structural_features
+
+TABLE = "Revenue | 2018 | 2019\nProduct | 1,200 | 1,450\nServices | 800 | 910\n\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "cue"),
+    [
+        (TABLE + "What was the percentage change in Services revenue?", "numbers_to_reconcile"),
+        ("My card says 120, 45 and 80 but the statement total is 260. Why doesn't it add up?",
+         "numbers_to_reconcile"),
+        ("Why does my loop never end?\n```python\nwhile i < 10:\n    print(i)\n```",
+         "code_behaviour_question"),
+        ("Add a docstring to this:\n```python\ndef f(x):\n    return x + 1\n```",
+         "code_presentation_only"),
+        ("can you show that the sum of two odd numbers is always even?", "proof_request"),
+        ("Trick question: which weighs more, a kilo of feathers or a kilo of iron?", "trick_cue"),
+        ("Anna is my mother's sister's daughter and Ben is my father's brother's son. "
+         "How are Anna and Ben related to each other's parents?", "relations_riddle"),
+    ],
+)  # fmt: skip
+def test_each_cue_fires_on_its_kind_of_request(text, cue):
+    assert cue in fired_cues(structural_features([text])[0])
+
+
+def test_looking_a_figure_up_is_not_reconciling_figures():
+    row = structural_features([TABLE + "What was Product revenue in 2019?"])[0]
+    assert "numbers_to_reconcile" not in fired_cues(row)
+
+
+def test_small_talk_fires_nothing_and_rows_have_every_feature():
+    rows = structural_features(["hi! how are you today?", "Write a haiku about rain."])
+    assert rows.shape == (2, len(STRUCTURE_NAMES))
+    assert [fired_cues(row) for row in rows] == [[], []]
+    assert np.all((rows[:, :-1] >= 0) & (rows[:, :-1] <= 1))
+
+
+def test_the_question_is_the_last_paragraph():
+    assert question_of(TABLE + "What changed?") == "What changed?"
+    assert question_of("one line only") == "one line only"
