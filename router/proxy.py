@@ -157,7 +157,7 @@ class Router:
         cls,
         source: str | Path | Config,
         *,
-        env: Environment | None = None,
+        env: Environment | Mapping[str, str] | None = None,
         redis_url: str | None = None,
     ) -> Router:
         """Build a router from a YAML file (or a validated :class:`Config`).
@@ -165,7 +165,8 @@ class Router:
         Budgets, rate limits and usage need Redis: ``redis_url``, else the config's
         ``redis.url``, else ``REDIS_URL``; with none, requests are served unmetered.
         """
-        env = read_environment() if env is None else env
+        # A plain mapping (``env={}``) is taken as the whole environment, as before.
+        env = env if isinstance(env, Environment) else read_environment(env)
         config = source if isinstance(source, Config) else load_config(source, env.variables)
         configure_litellm()
         url = env.redis_url(explicit=redis_url, configured=config.redis.url)
