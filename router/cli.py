@@ -13,7 +13,7 @@ import json
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from classifier import evaluate, train
 from classifier.errors import ClassifierError
@@ -39,6 +39,12 @@ def _add_route_arguments(parser: argparse.ArgumentParser) -> None:
         "--model", metavar="DIR", help="classifier artifact (default: the config's, or shipped)"
     )
     parser.add_argument("--json", action="store_true", help="print the decision as JSON")
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="also show why it scored so: the nearest kinds of training prompts (source/subset "
+        "and their mean gain) and the structural cues that fired",
+    )
 
 
 def _run_route(args: argparse.Namespace) -> int:
@@ -55,8 +61,12 @@ def _run_route(args: argparse.Namespace) -> int:
     question = [{"role": "user", "content": args.question}]
     request = {"model": f"auto:{args.mode}", "messages": question}
     decision = asyncio.run(router.plan_route(request))
+    evidence = None
+    if args.explain and decision.score is not None:
+        evidence = asyncio.run(router.explain_score(request))
     if args.json:
-        print(json.dumps({**decision.as_dict(), "explanation": explain(decision)}))
+        answer = {**decision.as_dict(), "explanation": explain(decision)}
+        print(json.dumps(answer if evidence is None else {**answer, "score_evidence": evidence}))
         return 0
     print(f"tier: {decision.tier}\nmodel: {decision.model or '(no provider configured)'}")
     print(f"effort: {decision.reasoning_effort or '(provider default)'}")
@@ -64,7 +74,19 @@ def _run_route(args: argparse.Namespace) -> int:
         print(f"score: {decision.score:.4f}")
         print(f"threshold: {decision.threshold:.4f} ({decision.mode})")
     print(f"why: {explain(decision)}")
+    if evidence is not None:
+        _print_evidence(evidence)
     return 0
+
+
+def _print_evidence(evidence: dict[str, Any]) -> None:
+    print(f"gate: {evidence['gate']:.3f}  gain: {evidence['gain']:.3f}")
+    print(f"cues: {', '.join(evidence['cues']) or '(none fired)'}")
+    print("nearest training kinds:")
+    for kind in evidence["nearest_kinds"]:
+        gain = "" if kind["mean_gain"] is None else f", mean gain {kind['mean_gain']:+.3f}"
+        tier = "" if kind["expected_tier"] is None else f", expected {kind['expected_tier']}"
+        print(f"  {kind['kind']} (similarity {kind['similarity']:.2f}{gain}{tier})")
 
 
 def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:

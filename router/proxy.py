@@ -308,6 +308,16 @@ class Router:
         """
         return (await self._route(_as_request(request), tenant, latency_limit_s)).decision
 
+    async def explain_score(self, request: ChatRequest | Mapping[str, Any]) -> dict[str, Any]:
+        """Why the classifier scored ``request`` as it did, from its artifact alone.
+
+        The training kinds it sits nearest to (source/subset names and their mean
+        gain, never their text) and the structural cues that fired. About one more
+        scoring pass, so asked for, never computed by default.
+        """
+        messages = _as_request(request).messages
+        return await asyncio.to_thread(self.classifier.explain_messages, messages)
+
     # -- answering ----------------------------------------------------------------
 
     async def acompletion(

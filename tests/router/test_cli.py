@@ -179,6 +179,16 @@ def test_route_shows_the_tier_model_and_effort_a_configured_proxy_would_use(tmp_
     assert (fast["tier"], fast["model"], fast["reasoning_effort"]) == ("fast", "small", None)
 
 
+def test_route_explain_names_the_nearest_training_kinds_never_their_text(capsys):
+    olympiad = "Prove that there are infinitely many primes p such that p + 2 is also prime."
+    assert main(["route", "--json", "--explain", olympiad]) == 0
+    evidence = json.loads(capsys.readouterr().out)["score_evidence"]
+    assert evidence["nearest_kinds"] and evidence["score"] > 0
+    assert main(["route", "--explain", olympiad]) == 0
+    shown = capsys.readouterr().out
+    assert "nearest training kinds:" in shown and evidence["nearest_kinds"][0]["kind"] in shown
+
+
 def test_bad_data_is_a_one_line_error(tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "x", "prompt": "hi"}\n')

@@ -132,6 +132,24 @@ def test_route_endpoint_decides_without_calling_a_model(proxy, clean_upstream):
     assert clean_upstream.requests == []
 
 
+def test_route_endpoint_explains_the_score_only_when_asked(proxy, clean_upstream):
+    def route(**extra):
+        return httpx.post(
+            f"{proxy.base_url}/route",
+            headers={"authorization": f"Bearer {ACME_KEY}"},
+            json={"model": "auto", "messages": ask(OLYMPIAD), **extra},
+        )
+
+    assert "score_evidence" not in route().json()
+    evidence = route(explain=True).json()["score_evidence"]
+    kinds = evidence["nearest_kinds"]
+    assert kinds and all("/" in kind["kind"] and -1 <= kind["similarity"] <= 1 for kind in kinds)
+    assert set(evidence) >= {"score", "gate", "gain", "cues", "features"}
+    refused = route(explain="yes")
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "explain"
+    assert clean_upstream.requests == []
+
+
 def test_models_lists_auto_modes_and_what_the_tenant_may_call(proxy):
     acme = [m.id for m in client(proxy).models.list()]
     beta = [m.id for m in client(proxy, key=BETA_KEY).models.list()]

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 
 from router.accounting import tolerant
 from router.config import TenantConfig
-from router.errors import BudgetExceededError, ThinkrouteError
+from router.errors import BudgetExceededError, InvalidRequestError, ThinkrouteError
 from router.http.auth import CallingTenant
 from router.http.body import read_json
 from router.http.jsonio import JSONResponse
@@ -33,11 +33,26 @@ router = APIRouter()
 @router.post("/v1/route", openapi_extra=CHAT_BODY)
 async def route(request: Request, tenant: CallingTenant, found: AppServices) -> Response:
     """The decision a chat would get, with no model called."""
-    chat = parse_chat_request(await read_json(request))
+    body = await read_json(request)
+    wants_evidence = _pop_explain(body)
+    chat = parse_chat_request(body)
     latency_limit_s = latency_limit(request)
     await _count_request(found, tenant)
     decision = await found.router.plan_route(chat, tenant, latency_limit_s=latency_limit_s)
-    return JSONResponse({**decision.as_dict(), "explanation": explain(decision)})
+    answer = {**decision.as_dict(), "explanation": explain(decision)}
+    if wants_evidence and decision.score is not None:  # a scored decision has evidence
+        answer["score_evidence"] = await found.router.explain_score(chat)
+    return JSONResponse(answer)
+
+
+def _pop_explain(body: object) -> bool:
+    """``"explain": true`` asks ``/v1/route`` for the score's evidence; it is not the model's."""
+    if not isinstance(body, dict) or "explain" not in body:
+        return False
+    wanted = body.pop("explain")
+    if not isinstance(wanted, bool):
+        raise InvalidRequestError("explain must be true or false", param="explain")
+    return wanted
 
 
 @router.post("/v1/messages/count_tokens", openapi_extra=MESSAGES_BODY)
