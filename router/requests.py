@@ -10,6 +10,7 @@ are never forwarded.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,8 +111,11 @@ class ChatRequest:
         return None
 
 
-def parse_chat_request(body: Any) -> ChatRequest:
-    """Check a decoded JSON body; raise :class:`InvalidRequestError` naming the bad field."""
+def check_fields(body: Any, known: Collection[str], *, unknown: str) -> None:
+    """Refuse a body that is no object, sets a steering field, or names a field not in ``known``.
+
+    ``unknown`` is the dialect's message for an unknown field, formatted with ``name``.
+    """
     if not isinstance(body, dict):
         raise InvalidRequestError("the request body must be a JSON object")
     for name in body:
@@ -121,8 +125,13 @@ def parse_chat_request(body: Any) -> ChatRequest:
                 param=name,
                 code="forbidden_parameter",
             )
-        if name not in KNOWN:
-            raise InvalidRequestError(f"Unrecognized request argument supplied: {name}", param=name)
+        if name not in known:
+            raise InvalidRequestError(unknown.format(name=name), param=name)
+
+
+def parse_chat_request(body: Any) -> ChatRequest:
+    """Check a decoded JSON body; raise :class:`InvalidRequestError` naming the bad field."""
+    check_fields(body, KNOWN, unknown="Unrecognized request argument supplied: {name}")
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequestError("'model' must be a non-empty string", param="model")

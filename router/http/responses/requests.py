@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from router.errors import InvalidRequestError
-from router.requests import EFFORTS, FORBIDDEN, ChatRequest, parse_chat_request
+from router.requests import EFFORTS, ChatRequest, check_fields, parse_chat_request
 
 __all__ = ["KNOWN", "ResponsesRequest", "parse_responses_request", "split"]
 
@@ -54,17 +54,7 @@ class ResponsesRequest(ChatRequest):
 
 def parse_responses_request(body: Any) -> ResponsesRequest:
     """Check a decoded Responses body; raise :class:`InvalidRequestError` naming the bad field."""
-    if not isinstance(body, dict):
-        raise InvalidRequestError("the request body must be a JSON object")
-    for name in body:
-        if name in FORBIDDEN:
-            raise InvalidRequestError(
-                f"'{name}' cannot be set by clients: the proxy chooses where requests go",
-                param=name,
-                code="forbidden_parameter",
-            )
-        if name not in KNOWN:
-            raise InvalidRequestError(f"Unknown parameter: '{name}'.", param=name)
+    check_fields(body, KNOWN, unknown="Unknown parameter: '{name}'.")
     _refuse_stored_state(body)
     messages = _instructions(body.get("instructions")) + _input(body.get("input"))
     chat: dict[str, Any] = {"model": body.get("model"), "messages": messages}
