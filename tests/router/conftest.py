@@ -24,6 +24,15 @@ BETA_KEY = "sk-beta-0123456789"
 UPSTREAM_KEY = "sk-upstream-secret-do-not-leak"
 FAST_PRICES = {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}
 REASONING_PRICES = {"input_cost_per_token": 5e-6, "output_cost_per_token": 2e-5}
+# A prompt the shipped head sends to reasoning, and one it sends fast.
+OLYMPIAD = [
+    {
+        "role": "user",
+        "content": "Let n be a positive integer. Find all functions f from the integers to the "
+        "integers such that f(m + f(n)) = f(m) + n for all integers m and n.",
+    }
+]
+CHAT = [{"role": "user", "content": "what's a nice name for a cat?"}]
 
 
 def proxy_config(
@@ -148,3 +157,10 @@ def make_proxy(classifier, upstream):
 @pytest.fixture(scope="session")
 def proxy(make_proxy) -> BackgroundServer:
     return make_proxy()
+
+
+@pytest.fixture
+def router(classifier, clean_upstream):
+    """An in-process Router over the simulated upstream: the SDK face, no server between."""
+    with Router(config=proxy_config(clean_upstream.base_url), classifier=classifier) as router:
+        yield router

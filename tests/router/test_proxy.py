@@ -7,27 +7,12 @@ import pytest
 from router import Router
 from router.config import build_config
 from router.errors import ModelNotFoundError, UpstreamUnavailableError
-from tests.router.conftest import proxy_config
+from tests.router.conftest import CHAT, OLYMPIAD, proxy_config
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Accessing the 'model_(computed_)?fields' attribute:DeprecationWarning",
     "ignore:Items? .* on TypedDict class .* using the `ReadOnly` qualifier:UserWarning",
 )
-
-OLYMPIAD = [
-    {
-        "role": "user",
-        "content": "Let n be a positive integer. Find all functions f from the integers to the "
-        "integers such that f(m + f(n)) = f(m) + n for all integers m and n.",
-    }
-]
-CHAT = [{"role": "user", "content": "what's a nice name for a cat?"}]
-
-
-@pytest.fixture
-def router(classifier, clean_upstream):
-    with Router(config=proxy_config(clean_upstream.base_url), classifier=classifier) as router:
-        yield router
 
 
 def test_decide_names_tier_model_and_effort(router):

@@ -16,27 +16,12 @@ import pytest
 from router import Completion, Router
 from router.errors import InvalidRequestError, ModelNotFoundError
 from router.state.store import Store
-from tests.router.conftest import REDIS_URL, proxy_config
+from tests.router.conftest import CHAT, OLYMPIAD, REDIS_URL, proxy_config
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Accessing the 'model_(computed_)?fields' attribute:DeprecationWarning",
     "ignore:Items? .* on TypedDict class .* using the `ReadOnly` qualifier:UserWarning",
 )
-
-OLYMPIAD = [
-    {
-        "role": "user",
-        "content": "Let n be a positive integer. Find all functions f from the integers to the "
-        "integers such that f(m + f(n)) = f(m) + n for all integers m and n.",
-    }
-]
-CHAT = [{"role": "user", "content": "what's a nice name for a cat?"}]
-
-
-@pytest.fixture
-def router(classifier, clean_upstream):
-    with Router(config=proxy_config(clean_upstream.base_url), classifier=classifier) as router:
-        yield router
 
 
 def test_keyword_completion_returns_an_openai_chat_completion_with_the_routing(
@@ -161,7 +146,7 @@ def test_asyncio_run_without_a_close_leaves_no_warning(upstream, transport):
     script = textwrap.dedent(f"""
         import asyncio
         from router import Router
-        from tests.router.conftest import proxy_config
+        from tests.router.conftest import CHAT, OLYMPIAD, proxy_config
 
         config = proxy_config({upstream.base_url!r}, direct_openai={transport == "direct"})
         router = Router.from_config(config, env={{}})
