@@ -15,9 +15,11 @@ from typing import Any, Literal
 __all__ = [
     "MODES",
     "BudgetLimits",
+    "CascadeChoice",
     "RouteDecision",
     "TierTarget",
     "budget_limits",
+    "cascade_choice",
     "decide",
     "effort_for",
     "explain",
@@ -38,6 +40,20 @@ MODEL_REQUESTED = "client_named_model"
 SHARE_CAP = "reasoning_share_cap"
 BUDGET_DEGRADED = "budget_nearly_spent"
 TIER_NOT_ALLOWED = "tier_not_allowed"
+# Where the cascade answered: the decision's tier is the one whose answer was sent.
+VERIFIER_AGREED = "verifier_agreed"
+VERIFIER_DISAGREED = "verifier_disagreed"
+
+# Why the cascade ran or not (x-thinkroute-cascade: skipped:<reason>, the decision log).
+CASCADE_OFF = "cascade_off"
+CASCADE_TENANT_OFF = "cascade_off_for_tenant"
+CASCADE_NO_REASONING = "reasoning_not_allowed"
+CASCADE_DECIDED_BY_RULE = "decided_by_rule"
+CASCADE_FORCED = "client_asked_to_verify"
+CASCADE_UNCERTAIN = "score_near_threshold"
+CASCADE_CLEAR = "score_clear"
+CASCADE_STREAM = "stream_not_cascaded"
+CASCADE_BUDGET = "budget_cannot_cover_cascade"
 
 # A follow-up turn switches tier only when its score clears the threshold by
 # this much on the other side; nearer, the conversation stays where it was.
@@ -197,6 +213,70 @@ def reasoning_share_floor(
     return floor
 
 
+# The cascade runs where the score lies this close to the threshold (config: cascade.band).
+DEFAULT_CASCADE_BAND = 0.15
+# Reasons the score itself decided; any other reason is a rule the cascade must not undo.
+_SCORE_REASONS = frozenset({ABOVE_THRESHOLD, BELOW_THRESHOLD, STICKY})
+
+
+@dataclass(frozen=True, slots=True)
+class CascadeChoice:
+    """Whether the cascade runs for one request, and why (for headers and the log)."""
+
+    run: bool
+    reason: str
+
+
+def cascade_choice(
+    decision: RouteDecision,
+    *,
+    verifier: str | None,
+    band: float = DEFAULT_CASCADE_BAND,
+    tenant_enabled: bool = True,
+    forced: bool = False,
+    stream: bool = False,
+    streams_cascaded: bool = False,
+    allowed_tiers: Sequence[str] = ("fast", "reasoning"),
+) -> CascadeChoice:
+    """Run the cascade (verify, then escalate) for this routed request?
+
+    The cascade costs a verifier call on every request it touches and, for a stream,
+    the time to first token of a whole answer, so it runs only where the score cannot
+    tell. Rules, in order: no verifier configured, or the tenant switched it off: no.
+    The reasoning tier not allowed, or a money/latency rule decided the tier: no (an
+    escalation would undo that rule). The client asked for ``auto:verify``
+    (``forced``): yes. A stream, unless ``streams_cascaded``: no. A follow-up turn kept
+    on its tier: no. Otherwise yes exactly when the score lies within ``band`` of the
+    threshold.
+
+    >>> cascade_choice(decide(0.45, mode="balanced", thresholds={"balanced": 0.4}),
+    ...                verifier="gemini-flash").reason
+    'score_near_threshold'
+    """
+    if not 0.0 <= band <= 1.0:
+        raise ValueError(f"band must lie in [0, 1], got {band}")
+    if not verifier:
+        return CascadeChoice(False, CASCADE_OFF)
+    if not tenant_enabled:
+        return CascadeChoice(False, CASCADE_TENANT_OFF)
+    if "reasoning" not in allowed_tiers:
+        return CascadeChoice(False, CASCADE_NO_REASONING)
+    if decision.reason not in _SCORE_REASONS:
+        return CascadeChoice(False, CASCADE_DECIDED_BY_RULE)
+    if forced:
+        return CascadeChoice(True, CASCADE_FORCED)
+    if stream and not streams_cascaded:
+        return CascadeChoice(False, CASCADE_STREAM)
+    if decision.reason == STICKY:
+        return CascadeChoice(False, STICKY)
+    if decision.score is None or decision.threshold is None:
+        return CascadeChoice(False, CASCADE_DECIDED_BY_RULE)
+    # The epsilon keeps a score exactly ``band`` away (0.55 - 0.4 = 0.15000000000000002) in.
+    if abs(decision.score - decision.threshold) <= band + 1e-9:
+        return CascadeChoice(True, CASCADE_UNCERTAIN)
+    return CascadeChoice(False, CASCADE_CLEAR)
+
+
 @dataclass(frozen=True, slots=True)
 class BudgetLimits:
     """What a tenant's spending state does to routing (see :func:`route_request`)."""
@@ -254,4 +334,7 @@ def explain(decision: RouteDecision) -> str:
         SHARE_CAP: "the tenant's cap on its share of reasoning calls keeps this one fast",
         BUDGET_DEGRADED: "the tenant's budget is nearly spent, so only the fast tier answers",
         TIER_NOT_ALLOWED: "the tenant may not use the chosen tier",
+        VERIFIER_AGREED: "a cheap verifier gave the fast model's answer too, so it was kept",
+        VERIFIER_DISAGREED: "a cheap verifier disagreed with the fast model's answer, so the "
+        "reasoning tier answered",
     }.get(decision.reason, decision.reason)

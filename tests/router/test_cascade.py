@@ -9,7 +9,7 @@ import anyio
 import litellm
 import pytest
 
-from router.cascade_policy import FORCE_MODEL, cascade_choice
+from router.policy import cascade_choice
 from router.policy import BUDGET_DEGRADED, LATENCY_LIMIT, RouteDecision, decide
 from router.requests import ChatRequest
 from router.upstream.cascade import SELF, run_cascade
@@ -180,23 +180,27 @@ def scored(score: float) -> RouteDecision:
         (scored(0.55), {}, True, "score_near_threshold"),
         (scored(0.05), {}, False, "score_clear"),  # clear chat stays fast
         (scored(0.95), {}, False, "score_clear"),  # clear olympiad maths goes to reasoning
-        (scored(0.05), {"requested_model": FORCE_MODEL}, True, "client_asked_to_verify"),
-        (scored(0.95), {"requested_model": FORCE_MODEL}, True, "client_asked_to_verify"),
+        (scored(0.05), {"forced": True}, True, "client_asked_to_verify"),
+        (scored(0.95), {"forced": True}, True, "client_asked_to_verify"),
         (scored(0.45), {"verifier": None}, False, "cascade_off"),
         (scored(0.45), {"verifier": ""}, False, "cascade_off"),
         (scored(0.45), {"tenant_enabled": False}, False, "cascade_off_for_tenant"),
         (
             scored(0.45),
-            {"tenant_enabled": False, "requested_model": FORCE_MODEL},
+            {"tenant_enabled": False, "forced": True},
             False,
             "cascade_off_for_tenant",
         ),
         (scored(0.45), {"allowed_tiers": ("fast",)}, False, "reasoning_not_allowed"),
         (scored(0.45), {"band": 0.01}, False, "score_clear"),
+        # A cascaded stream waits for a whole answer before its first token: opt-in.
+        (scored(0.45), {"stream": True}, False, "stream_not_cascaded"),
+        (scored(0.45), {"stream": True, "streams_cascaded": True}, True, "score_near_threshold"),
+        (scored(0.45), {"stream": True, "forced": True}, True, "client_asked_to_verify"),
         (scored(0.45), {"band": 0.05}, True, "score_near_threshold"),
         (
             RouteDecision("fast", 0.45, 0.4, "balanced", BUDGET_DEGRADED),
-            {"requested_model": FORCE_MODEL},
+            {"forced": True},
             False,
             "decided_by_rule",
         ),
@@ -209,7 +213,7 @@ def scored(score: float) -> RouteDecision:
         ),
         (
             RouteDecision("fast", 0.45, 0.4, "balanced", "conversation_stays_on_tier"),
-            {"requested_model": FORCE_MODEL},
+            {"forced": True},
             True,
             "client_asked_to_verify",
         ),
