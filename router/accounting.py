@@ -327,7 +327,7 @@ async def _open_ticket(
         ticket.estimates = estimates  # it learns from every settled request
     if not is_client_limit:
         ticket.output_estimate = Estimate(output_tokens, False, 0)
-        if estimates is not None and tenant is not None:
+        if estimates is not None and tenant is not None and _is_metered(tenant):
             learned = await _learned(estimates, tenant, tier, output_tokens)
             ticket.output_estimate = learned or ticket.output_estimate
             output_tokens = ticket.output_estimate.output_tokens
@@ -362,6 +362,12 @@ async def _open_ticket(
     if ticket.is_close_to_limit and not is_client_limit:
         ticket.output_cap = output_tokens
     return ticket
+
+
+def _is_metered(tenant: TenantConfig) -> bool:
+    """Whether the amount a request reserves matters: money or token budgets to check."""
+    limits = tenant.budget.per_request_usd, tenant.rate_limits.tokens_per_minute
+    return tenant.has_budget or any(limit is not None for limit in limits)
 
 
 async def _learned(

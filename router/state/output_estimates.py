@@ -169,19 +169,29 @@ class OutputEstimates:
         cached = self._cache.get(slot)
         if cached is not None and now - cached[0] < self.cache_s:
             return cached[1]
+        loop = asyncio.get_running_loop()
         reading = self._reading.get(slot)
-        if reading is not None:
-            return await asyncio.shield(reading)
-        future: asyncio.Future[dict[int, int]] = asyncio.get_running_loop().create_future()
+        # A read under way in this event loop is shared (the SDK's sync face has its own).
+        if reading is not None and reading.get_loop() is loop:
+            try:
+                return await asyncio.shield(reading)
+            except asyncio.CancelledError:
+                if not reading.cancelled():
+                    raise  # this task was cancelled, not the read
+        future: asyncio.Future[dict[int, int]] = loop.create_future()
         self._reading[slot] = future
         try:
             counts = await self._read(tenant, tier, now)
+        except asyncio.CancelledError:
+            future.cancel()  # whoever waited on it reads for itself
+            raise
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: no "never retrieved" warning without waiters
             raise
         finally:
-            self._reading.pop(slot, None)
+            if self._reading.get(slot) is future:
+                del self._reading[slot]
         self._cache[slot] = (now, counts)
         future.set_result(counts)
         return counts

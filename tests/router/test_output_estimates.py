@@ -294,3 +294,35 @@ async def test_an_answer_that_outruns_its_reservation_is_charged_in_full_then_re
                        headers={"authorization": f"Bearer sk-{name}"}, timeout=30)  # fmt: skip
     assert after.status_code == 429
     assert after.headers["x-should-retry"] == "false"  # spent, not merely held
+
+
+class CountingStore:
+    """A store that counts the calls made through it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.client = inner.client
+        self.calls = 0
+
+    async def call(self, operation: Any) -> Any:
+        self.calls += 1
+        return await self.inner.call(operation)
+
+
+@pytest.mark.anyio
+async def test_a_burst_of_requests_reads_the_estimate_once(store, run_id):
+    """No Redis round trip per request: concurrent readers share one read, and the answer
+    is kept for cache_s."""
+    counting = CountingStore(store)
+    estimates = OutputEstimates(counting, cache_s=60)  # type: ignore[arg-type]
+    found = []
+
+    async def one() -> None:
+        found.append(await estimates.estimate(f"{run_id}-once", "fast", 1024))
+
+    async with anyio.create_task_group() as group:
+        for _ in range(50):
+            group.start_soon(one)
+    await one()
+    assert len(found) == 51 and {e.output_tokens for e in found} == {1024}
+    assert counting.calls == 1
