@@ -11,8 +11,8 @@ config's ``output_token_estimates`` only: the behaviour before issue 20).
 
 Prints one JSON object: requests served and refused in the burst; the share of the
 budget the burst spent (all its requests arrive at once, so this is what it spent
-before and while refusals were given); the day's spend; overspend past the budget;
-the reservation per request and the real cost per request.
+before and while refusals were given) and of what the warm-up left; the day's spend;
+overspend past the budget; the real cost per request; the estimate in force.
 Needs a Redis (``REDIS_URL``); the tenant's keys are deleted afterwards.
 """
 
@@ -92,6 +92,8 @@ def figures(result: dict[str, Any]) -> dict[str, Any]:
         "refused_in_flight": sum(r.headers.get("x-should-retry") == "true" for r in refused),
         "other_status": len(responses) - len(served) - len(refused),
         "burst_spend_share": round(burst_spend / BUDGET_USD, 4),
+        # What the burst spent of what the warm-up left: the most it could spend is 1.
+        "burst_spend_share_of_room": round(burst_spend / (BUDGET_USD - before["spend_usd"]), 4),
         "warm_up_spend_share": round(before["spend_usd"] / BUDGET_USD, 4),
         "day_spend_share": round(after["spend_usd"] / BUDGET_USD, 4),
         "overspend_usd": round(max(after["spend_usd"] - BUDGET_USD, 0.0), 6),
