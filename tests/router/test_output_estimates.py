@@ -326,3 +326,25 @@ async def test_a_burst_of_requests_reads_the_estimate_once(store, run_id):
     await one()
     assert len(found) == 51 and {e.output_tokens for e in found} == {1024}
     assert counting.calls == 1
+
+
+@pytest.mark.anyio
+async def test_streams_teach_the_estimate_and_learning_can_be_turned_off(
+    serve_on_redis, classifier, clean_upstream, run_id, store
+):
+    name = f"{run_id}-stream"
+    config = cheap_config(clean_upstream.base_url, [budgeted(name, 1.0)])
+    server = serve_on_redis(config, scorer=FastScorer(classifier))
+    headers = {"authorization": f"Bearer sk-{name}"}
+    async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=60) as client:
+        for i in range(3):
+            async with client.stream("POST", "/v1/chat/completions",
+                                     json=ask(i, stream=True)) as response:  # fmt: skip
+                assert response.status_code == 200
+                await response.aread()
+    fast = usage(server, name)["output_estimates"]["tiers"]["fast"]
+    assert (fast["source"], fast["samples"]) == ("cold_start", 3)
+    off = cheap_config(clean_upstream.base_url, [budgeted(name, 1.0)],
+                       reservations={"learn_output": False})  # fmt: skip
+    assert OutputEstimates.from_config(store, off) is None
+    assert OutputEstimates.from_config(None, config) is None
