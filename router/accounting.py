@@ -37,6 +37,7 @@ from router.errors import StoreTimeoutError, StoreUnavailableError
 from router.policy import RouteDecision
 from router.requests import ChatRequest
 from router.state.budgets import BudgetState, Reservation, to_micro
+from router.state.output_estimates import Estimate, OutputEstimates, Sample
 from router.upstream.dispatch import Served, Target, cost_usd
 
 __all__ = [
@@ -87,6 +88,7 @@ class BudgetBook(Protocol):
         tier: str,
         routed: bool,
         baseline_usd: float,
+        sample: Sample | None = None,
     ) -> int: ...
 
     async def release(self, reservation: Reservation) -> None: ...
@@ -110,7 +112,15 @@ class Ticket:
     baseline: ModelDeployment | None  # the reasoning tier, for "savings against always-reasoning"
     routed: bool
     output_tokens_reserved: int = 0
+    choices: int = 1
     output_cap: int | None = None
+    # The estimate a request without max_tokens reserved (None: the client's limit did).
+    output_estimate: Estimate | None = None
+    # Learns from this request's real output when it settles; the tier it is counted as.
+    estimates: OutputEstimates | None = None
+    tier: str = "fast"
+    # What was held against the budget for this request, in USD (0: nothing held).
+    reserved_usd: float = 0.0
     # A cut stream of a model that reasons out of sight is charged its reserved output.
     reasons_hidden: bool = False
     # Set by settle(): what always-reasoning would have cost for the same usage, in USD.
@@ -175,6 +185,7 @@ class Ticket:
         that reasons out of sight at least the output reserved (its hidden reasoning is
         billed by the provider but reported only at the end).
         """
+        sample = self._sample(served, usage)
         if not usage and produced_text is not None:
             produced = math.ceil(len(produced_text) / CHARS_PER_OUTPUT_TOKEN)
             if self.reasons_hidden:
@@ -201,6 +212,7 @@ class Ticket:
                     tier=self.decision.tier,
                     routed=self.routed,
                     baseline_usd=baseline,
+                    sample=sample,
                 )
             except StoreUnavailableError:
                 # The reservation expires and is swept; this charge is lost to the books.
@@ -209,7 +221,29 @@ class Ticket:
                     charged,
                     self.reservation.tenant,
                 )
+        if sample is not None and self.estimates is not None and self.tenant is not None:
+            self.estimates.forget(self.tenant.name, self.tier)
         return charged
+
+    def _sample(self, served: Served, usage: Mapping[str, Any] | None) -> Sample | None:
+        """This request's output for the learned estimate, if it tells what the tier's
+        answers take: real usage (not a cut stream's guess), of the tier reserved for (no
+        fallback). An answer that reached the client's own limit says nothing of the
+        tier and is left out; one that reached the cap near a budget's end is counted one
+        bucket above the cap (it wanted more), so censored answers push the estimate up."""
+        if self.estimates is None or self.tenant is None or not usage or served.is_fallback:
+            return None
+        completion = int(usage.get("completion_tokens") or 0)
+        details = usage.get("completion_tokens_details") or {}
+        # OpenAI counts reasoning in completion_tokens; a provider that does not is covered.
+        produced = max(completion, int(details.get("reasoning_tokens") or 0))
+        per_choice = math.ceil(produced / max(self.choices, 1))
+        if self.output_estimate is None:  # the client's max_tokens bound this answer
+            if per_choice >= self.output_tokens_reserved:
+                return None
+        elif self.output_cap is not None and per_choice >= self.output_cap:
+            per_choice = self.output_cap + 1
+        return self.estimates.sample(self.tenant.name, self.tier, per_choice)
 
     async def release(self) -> None:
         """Return the reservation of a call that failed: nothing is charged."""
@@ -253,15 +287,20 @@ def open_ticket(
     target: Target,
     *,
     routed: bool,
+    estimates: OutputEstimates | None = None,
 ) -> _OpeningTicket:
     """Reserve the request's cost; raises BudgetExceeded or RateLimited if refused.
 
     The amount reserved is an upper bound on the prompt (its UTF-8 bytes: a token
-    is at least one byte) plus ``max_tokens`` (or the tier's typical output, then
-    capped at that when the budget is nearly spent).
+    is at least one byte) plus ``max_tokens``, or else the tier's typical output:
+    with ``estimates``, the tenant's learned quantile once known, else the config's
+    ``output_token_estimates``; output is capped at that when the budget is nearly
+    spent, so a request near the end cannot cost more than it reserved.
     """
     return _OpeningTicket(
-        _open_ticket(config, budgets, tenant, request, decision, target, routed=routed)
+        _open_ticket(
+            config, budgets, tenant, request, decision, target, routed=routed, estimates=estimates
+        )
     )
 
 
@@ -274,6 +313,7 @@ async def _open_ticket(
     target: Target,
     *,
     routed: bool,
+    estimates: OutputEstimates | None,
 ) -> Ticket:
     prompt_tokens = estimate_prompt_tokens(request.messages)
     reasoning_tier = config.tiers.get("reasoning")
@@ -281,11 +321,21 @@ async def _open_ticket(
     tier = _tier_of(config, decision, target)
     ticket = Ticket(budgets, tenant, None, decision, prompt_tokens, baseline, routed)
     ticket.reasons_hidden = tier == "reasoning"
+    ticket.tier = tier
     output_tokens, is_client_limit = _output_tokens(config, request, tier)
+    if tenant is not None:
+        ticket.estimates = estimates  # it learns from every settled request
+    if not is_client_limit:
+        ticket.output_estimate = Estimate(output_tokens, False, 0)
+        if estimates is not None and tenant is not None and _is_metered(tenant):
+            learned = await _learned(estimates, tenant, tier, output_tokens)
+            ticket.output_estimate = learned or ticket.output_estimate
+            output_tokens = ticket.output_estimate.output_tokens
     ticket.output_tokens_reserved = output_tokens
     if budgets is None or tenant is None:
         return ticket
     n = int(request.params.get("n") or 1)
+    ticket.choices = n
     bound = cost_usd(
         target.deployment,
         {"prompt_tokens": prompt_token_bound(request), "completion_tokens": output_tokens * n},
@@ -307,9 +357,27 @@ async def _open_ticket(
             await _release(budgets, lost)
         if not is_served:
             raise
+    if ticket.reservation is not None:
+        ticket.reserved_usd = ticket.reservation.amount_micro / 1e6
     if ticket.is_close_to_limit and not is_client_limit:
         ticket.output_cap = output_tokens
     return ticket
+
+
+def _is_metered(tenant: TenantConfig) -> bool:
+    """Whether the amount a request reserves matters: money or token budgets to check."""
+    limits = tenant.budget.per_request_usd, tenant.rate_limits.tokens_per_minute
+    return tenant.has_budget or any(limit is not None for limit in limits)
+
+
+async def _learned(
+    estimates: OutputEstimates, tenant: TenantConfig, tier: str, cold_start: int
+) -> Estimate | None:
+    """The tenant's learned estimate; None (the cold-start one) when Redis cannot say."""
+    try:
+        return await estimates.estimate(tenant.name, tier, cold_start)
+    except StoreUnavailableError:
+        return None
 
 
 async def _release(budgets: BudgetBook, reservation: Reservation) -> None:
@@ -364,8 +432,13 @@ def prompt_token_bound(request: ChatRequest) -> int:
     calls and content parts included) and the tool definitions. Images are billed by
     size, not bytes of their URL, and are not bounded here.
     """
-    sent = {"messages": request.messages, "tools": request.params.get("tools")}
-    return len(json.dumps(sent, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    sent: dict[str, Any] = {"messages": request.messages}
+    if request.params.get("tools"):
+        sent["tools"] = request.params["tools"]
+    # Compact JSON: every byte of content is still counted, and the framing left (about
+    # 28 bytes a message) still exceeds the few tokens a chat template adds per message.
+    compact = json.dumps(sent, ensure_ascii=False, separators=(",", ":"))
+    return len(compact.encode("utf-8", "surrogatepass"))
 
 
 def _tier_of(config: Config, decision: RouteDecision, target: Target) -> str:

@@ -24,6 +24,7 @@ class Timings:
     routing_s: float = 0.0  # scoring and policy: the decision's own time
     upstream_s: float = 0.0  # the model call (to the first chunk, for a stream)
     baseline_usd: float = 0.0  # the same usage at the reasoning tier's prices
+    reserved_usd: float = 0.0  # what the budget held for the call before it settled
 
 
 @dataclass

@@ -443,6 +443,32 @@ class DispatchConfig(_Strict):
         return max(self.timeout_s, self.idle_s)
 
 
+class ReservationConfig(_Strict):
+    """What a request without max_tokens reserves once a tenant's real output is known."""
+
+    learn_output: bool = Field(
+        default=True,
+        description="Reserve a quantile of each tenant's real output per tier (learned from "
+        "settled requests, in Redis) instead of output_token_estimates, once min_samples "
+        "have settled",
+    )
+    quantile: float = Field(
+        default=0.95, gt=0, le=1, description="The quantile of real output that is reserved"
+    )
+    min_samples: int = Field(
+        default=20,
+        ge=1,
+        description="Settled requests of a tenant on a tier before its learned estimate is "
+        "used; before that, output_token_estimates",
+    )
+    window_h: float = Field(
+        default=24.0,
+        gt=0,
+        description="Output older than one to two windows is forgotten (the estimate reads "
+        "this window and the one before)",
+    )
+
+
 class SemanticCacheSettings(BaseModel):
     """The ``cache: {semantic: ...}`` section of the config file."""
 
@@ -532,7 +558,10 @@ class Config(_Strict):
     output_token_estimates: dict[TierName, int] = Field(
         default_factory=OUTPUT_TOKEN_ESTIMATES.copy,
         description="Estimated output tokens per tier (reasoning included) when a request "
-        "sets no max_tokens; budgets reserve this much",
+        "sets no max_tokens; budgets reserve this much until a tenant's own output is learned",
+    )
+    reservations: ReservationConfig = Field(
+        default=ReservationConfig(), description=ReservationConfig.__doc__
     )
 
     @model_validator(mode="after")

@@ -53,6 +53,7 @@ from router.state.cache import (
     chunks_from_response,
     response_from_chunks,
 )
+from router.state.output_estimates import OutputEstimates
 from router.state.store import Store
 from router.streaming import empty, metered, replay
 from router.upstream.dispatch import Dispatcher, Served, Target, configure_litellm
@@ -130,6 +131,7 @@ class Router:
             ttl += dispatch.stream_timeout_s or 0.0
             budgets = Budgets(store, reservation_ttl_s=ttl)
         self.budgets = budgets
+        self.estimates = OutputEstimates.from_config(store, config) if budgets else None
         self.answers = None
         if store is not None and config.cache.enabled:
             self.answers = AnswerCache(
@@ -354,7 +356,7 @@ class Router:
             upstream_s = time.perf_counter() - started
             charged = await ticket.settle(served, response.get("usage"))
         await self._store_answer(plan, served, response, tenant)
-        timings = Timings(plan.routing_s, upstream_s, ticket.baseline_usd)
+        timings = Timings(plan.routing_s, upstream_s, ticket.baseline_usd, ticket.reserved_usd)
         return Completion(response=response, decision=plan.decision, served=served,
                           cost_usd=charged, cache=plan.cache_status, timings=timings)  # fmt: skip
 
@@ -388,7 +390,8 @@ class Router:
                     _upstream_params(request, ticket), plan.target, _fallback(plan, ticket)
                 )
                 span.set_attributes(_served(served))
-            timings = Timings(plan.routing_s, time.perf_counter() - started)
+            timings = Timings(plan.routing_s, time.perf_counter() - started,
+                              reserved_usd=ticket.reserved_usd)  # fmt: skip
             result = StreamingCompletion(decision=plan.decision, served=served, chunks=empty(),
                                          cache=plan.cache_status, timings=timings)  # fmt: skip
 
@@ -480,7 +483,7 @@ class Router:
         try:
             plan.ticket = await open_ticket(
                 self.config, self.budgets, tenant, request, plan.decision, plan.target,
-                routed=routed.is_routed,
+                routed=routed.is_routed, estimates=self.estimates,
             )  # fmt: skip
         except BudgetExceededError:
             degradable = tenant is not None and tenant.budget.on_exhaustion == "degrade"
@@ -495,7 +498,7 @@ class Router:
                 return plan
             plan.ticket = await open_ticket(
                 self.config, self.budgets, tenant, request, plan.decision, plan.target,
-                routed=routed.is_routed,
+                routed=routed.is_routed, estimates=self.estimates,
             )  # fmt: skip
         return plan
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from router.config import ServerConfig
+from router.config import ServerConfig, TenantConfig
 from router.errors import StoreUnavailableError
 from router.observe.metrics import Metrics
 from router.proxy import Router
@@ -38,6 +38,19 @@ class Services:
         if self.router.budgets is None:
             raise StoreUnavailableError("usage is kept in Redis, and none is configured")
         return self.router.budgets
+
+    async def usage(self, tenant: TenantConfig) -> dict[str, Any]:
+        """A tenant's figures, with the output estimate each tier's reservations use now."""
+        figures = await self.budgets().usage(tenant)
+        cold_start = {str(tier): n for tier, n in self.router.config.output_token_estimates.items()}
+        estimates = self.router.estimates
+        if estimates is None:
+            tiers = {tier: {"output_tokens": n, "source": "cold_start", "samples": 0}
+                     for tier, n in cold_start.items()}  # fmt: skip
+            figures["output_estimates"] = {"tiers": tiers}
+        else:
+            figures["output_estimates"] = await estimates.in_force(tenant.name, cold_start)
+        return figures
 
 
 def services(request: Request) -> Services:

@@ -71,6 +71,7 @@ class RequestOutcome:
     cache: str | None = None  # hit | miss | bypass
     cost_usd: float = 0.0
     baseline_usd: float = 0.0  # the same usage at the reasoning tier's prices
+    reserved_usd: float = 0.0  # what the budget held before settling (0: nothing)
     routing_s: float = 0.0
     upstream_s: float = 0.0
     total_s: float = 0.0

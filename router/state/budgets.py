@@ -24,6 +24,7 @@ key names with TTLs, so nothing needs sweeping from outside.
     {t}:resv / {t}:resv:data  open reservations: expiry times / what each added where
     {t}:usage:day:<date>      settled figures (hash): spend, tokens, requests, ...
     {t}:recent                the latest routed requests (tier, score) for the share cap
+    {t}:outest:<tier>:<era>   settled output per request, a histogram (output_estimates)
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import Any
 
 from router.config import TenantConfig
 from router.errors import BudgetExceededError, RateLimitedError
+from router.state.output_estimates import Sample
 from router.state.store import Store
 
 __all__ = ["Budgets", "BudgetState", "Reservation", "to_micro"]
@@ -133,8 +135,10 @@ return {'ok', tostring(room), tostring(day_spent + amount), tostring(month_spent
 """
 
 # Replace a reservation by the real cost and record usage; a no-op for one already
-# settled or released. KEYS: resv zset, resv data hash, usage day, usage month.
-# ARGV: id, actual micro-USD, actual tokens, usage TTL, then usage field/increment pairs.
+# settled or released. KEYS: resv zset, resv data hash, usage day, usage month, and
+# optionally the output histogram (router.state.output_estimates). ARGV: id, actual
+# micro-USD, actual tokens, usage TTL, [histogram bucket, histogram TTL,] then usage
+# field/increment pairs.
 _SETTLE = """
 local record = redis.call('HGET', KEYS[2], ARGV[1])
 if not record then return -1 end
@@ -149,8 +153,14 @@ end
 if redis.call('EXISTS', tok) == 1 then redis.call('INCRBY', tok, token_delta) end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[1], ARGV[1])
-if #ARGV > 4 then
-  for i = 5, #ARGV, 2 do
+local first = 5
+if #KEYS > 4 then
+  redis.call('HINCRBY', KEYS[5], ARGV[5], 1)
+  redis.call('EXPIRE', KEYS[5], ARGV[6])
+  first = 7
+end
+if #ARGV >= first then
+  for i = first, #ARGV, 2 do
     if tonumber(ARGV[i + 1]) ~= 0 then
       redis.call('HINCRBY', KEYS[3], ARGV[i], ARGV[i + 1])
       redis.call('HINCRBY', KEYS[4], ARGV[i], ARGV[i + 1])
@@ -306,8 +316,13 @@ class Budgets:
         tier: str,
         routed: bool,
         baseline_usd: float,
+        sample: Sample | None = None,
     ) -> int:
-        """Charge the real cost in place of the reservation; returns micro-dollars charged."""
+        """Charge the real cost in place of the reservation; returns micro-dollars charged.
+
+        ``sample``: the request's output, counted towards the tenant's learned
+        reservation estimate in the same step (once, however often settle is retried).
+        """
         keys = _Keys(reservation.tenant, self.clock())
         usage = usage or {}
         prompt = int(usage.get("prompt_tokens") or 0)
@@ -326,9 +341,13 @@ class Budgets:
             "baseline_micro": max(to_micro(baseline_usd), actual),
         }
         args: list[Any] = [reservation.id, actual, prompt + completion, MONTH_KEY_TTL_S]
+        settle_keys = keys.for_settle()
+        if sample is not None:
+            settle_keys.append(sample.key)
+            args += [sample.bucket, sample.ttl_s]
         for name, value in counts.items():
             args += [name, value]
-        await self.store.call_idempotent(lambda: self._settle(keys=keys.for_settle(), args=args))
+        await self.store.call_idempotent(lambda: self._settle(keys=settle_keys, args=args))
         return actual
 
     async def release(self, reservation: Reservation) -> None:

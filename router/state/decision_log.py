@@ -94,6 +94,7 @@ def decision_entry(
         "stream": outcome.is_stream,
         "cost_usd": round(outcome.cost_usd, 6),
         "baseline_usd": round(outcome.baseline_usd, 6),
+        "reserved_usd": round(outcome.reserved_usd, 6),  # vs cost_usd: how tight estimates are
         "routing_ms": round(outcome.routing_s * 1000, 3),
         "upstream_ms": round(outcome.upstream_s * 1000, 3),
         "total_ms": round(outcome.total_s * 1000, 3),

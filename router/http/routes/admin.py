@@ -80,4 +80,4 @@ async def revoke_key(name: str, key_id: str, found: AppServices) -> Response:
 
 @router.get("/v1/tenants/{name}/usage")
 async def tenant_usage(name: str, found: AppServices) -> Response:
-    return JSONResponse(await found.budgets().usage(await found.directory.get(name)))
+    return JSONResponse(await found.usage(await found.directory.get(name)))

@@ -227,6 +227,7 @@ def _fill(
     outcome.cache = result.cache
     outcome.cost_usd = result.cost_usd
     outcome.baseline_usd = result.timings.baseline_usd
+    outcome.reserved_usd = result.timings.reserved_usd
     outcome.routing_s = result.timings.routing_s
     outcome.upstream_s = result.timings.upstream_s
     outcome.total_s = time.perf_counter() - started

@@ -42,4 +42,4 @@ async def models(tenant: CallingTenant, found: AppServices) -> Response:
 
 @router.get("/v1/usage")
 async def usage(tenant: CallingTenant, found: AppServices) -> Response:
-    return JSONResponse(await found.budgets().usage(tenant))
+    return JSONResponse(await found.usage(tenant))
