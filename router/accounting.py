@@ -177,13 +177,16 @@ class Ticket:
         usage: Mapping[str, Any] | None,
         *,
         produced_text: str | None = None,
+        also: Sequence[tuple[ModelDeployment, Mapping[str, Any]]] = (),
     ) -> float:
         """Charge the real cost; returns it in USD, rounded to the micro-dollar.
 
         With no usage (a stream cut off by either side) the charge is for what was
         produced: the estimated prompt plus the streamed text's tokens, and for a model
         that reasons out of sight at least the output reserved (its hidden reasoning is
-        billed by the provider but reported only at the end).
+        billed by the provider but reported only at the end). ``also``: the other calls
+        made for this request (a cascade's verifier and escalation), each with its usage,
+        charged with it.
         """
         sample = self._sample(served, usage)
         if not usage and produced_text is not None:
@@ -191,12 +194,15 @@ class Ticket:
             if self.reasons_hidden:
                 produced = max(produced, self.output_tokens_reserved)
             usage = {"prompt_tokens": self.prompt_tokens_estimate, "completion_tokens": produced}
-        usage = dict(usage or {})
-        charged = to_micro(cost_usd(served.target.deployment, usage)) / 1e6
+        calls = [(served.target.deployment, dict(usage or {})), *((d, dict(u)) for d, u in also)]
+        usage = _summed([used for _, used in calls])
+        charged = sum(to_micro(cost_usd(deployment, used)) for deployment, used in calls) / 1e6
         if self._closed:
             return charged
         self._closed = True
-        baseline = cost_usd(self.baseline, usage) if self.baseline is not None else charged
+        baseline = charged
+        if self.baseline is not None:
+            baseline = max(cost_usd(self.baseline, used) for _, used in calls)
         # A lower bound: the reasoning model would also have spent reasoning tokens.
         self.baseline_usd = max(baseline, charged)
         if self.budgets is None or self.reservation is None:
@@ -288,6 +294,7 @@ def open_ticket(
     *,
     routed: bool,
     estimates: OutputEstimates | None = None,
+    also: Sequence[Target] = (),
 ) -> _OpeningTicket:
     """Reserve the request's cost; raises BudgetExceeded or RateLimited if refused.
 
@@ -295,12 +302,22 @@ def open_ticket(
     is at least one byte) plus ``max_tokens``, or else the tier's typical output:
     with ``estimates``, the tenant's learned quantile once known, else the config's
     ``output_token_estimates``; output is capped at that when the budget is nearly
-    spent, so a request near the end cannot cost more than it reserved.
+    spent, so a request near the end cannot cost more than it reserved. ``also``: other
+    targets the request may call besides ``target`` (a cascade's verifier and
+    escalation), reserved with it at their tiers' fixed output estimates.
     """
     return _OpeningTicket(
         _open_ticket(
-            config, budgets, tenant, request, decision, target, routed=routed, estimates=estimates
-        )
+            config,
+            budgets,
+            tenant,
+            request,
+            decision,
+            target,
+            routed=routed,
+            estimates=estimates,
+            also=also,
+        )  # fmt: skip
     )
 
 
@@ -314,6 +331,7 @@ async def _open_ticket(
     *,
     routed: bool,
     estimates: OutputEstimates | None,
+    also: Sequence[Target],
 ) -> Ticket:
     prompt_tokens = estimate_prompt_tokens(request.messages)
     reasoning_tier = config.tiers.get("reasoning")
@@ -336,15 +354,21 @@ async def _open_ticket(
         return ticket
     n = int(request.params.get("n") or 1)
     ticket.choices = n
+    prompt_bound = prompt_token_bound(request)
     bound = cost_usd(
-        target.deployment,
-        {"prompt_tokens": prompt_token_bound(request), "completion_tokens": output_tokens * n},
+        target.deployment, {"prompt_tokens": prompt_bound, "completion_tokens": output_tokens * n}
     )
+    tokens = prompt_tokens + output_tokens * n
+    for other in also:
+        other_output, _ = _output_tokens(config, request, _target_tier(config, other))
+        other_usage = {"prompt_tokens": prompt_bound, "completion_tokens": other_output * n}
+        bound += cost_usd(other.deployment, other_usage)
+        tokens += prompt_tokens + other_output * n
     recent = (decision.tier, decision.score) if routed and decision.score is not None else None
     reservation_id = uuid.uuid4().hex
     try:
         ticket.reservation = await budgets.reserve(
-            tenant, amount_usd=bound, tokens=prompt_tokens + output_tokens * n,
+            tenant, amount_usd=bound, tokens=tokens,
             routed=recent, reservation_id=reservation_id,
         )  # fmt: skip
     except (StoreUnavailableError, anyio.get_cancelled_exc_class()) as exc:
@@ -362,6 +386,21 @@ async def _open_ticket(
     if ticket.is_close_to_limit and not is_client_limit:
         ticket.output_cap = output_tokens
     return ticket
+
+
+def _summed(usages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Token counts of several calls added up, for the books (one request, many calls)."""
+    if len(usages) == 1:
+        return dict(usages[0])
+    total: dict[str, Any] = {"prompt_tokens": 0, "completion_tokens": 0}
+    reasoning = 0
+    for used in usages:
+        total["prompt_tokens"] += int(used.get("prompt_tokens") or 0)
+        total["completion_tokens"] += int(used.get("completion_tokens") or 0)
+        details = used.get("completion_tokens_details") or {}
+        reasoning += int(details.get("reasoning_tokens") or 0)
+    total["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+    return total
 
 
 def _is_metered(tenant: TenantConfig) -> bool:
@@ -445,6 +484,11 @@ def _tier_of(config: Config, decision: RouteDecision, target: Target) -> str:
     """The tier a request's output is estimated as: a direct model by its settings."""
     if decision.tier != "direct":
         return decision.tier
+    return _target_tier(config, target)
+
+
+def _target_tier(config: Config, target: Target) -> str:
+    """The tier a model call's output is estimated as, from its model and effort."""
     thinks = target.reasoning_effort not in (None, "none")
     reasoning = config.tiers.get("reasoning")
     is_reasoning_model = reasoning is not None and reasoning.model == target.model_name

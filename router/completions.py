@@ -41,6 +41,9 @@ class Completion:
     cost_usd: float
     cache: str = "bypass"  # hit | miss | bypass
     timings: Timings = field(default_factory=lambda: Timings())
+    # What the cascade did (agreed | escalated | no_answer | fast_failed | skipped:<why>);
+    # None where no cascade is configured.
+    cascade: str | None = None
 
 
 @dataclass
@@ -64,6 +67,9 @@ class StreamingCompletion:
     usage: dict[str, Any] | None = field(default=None)
     cache: str = "bypass"  # hit | miss | bypass
     timings: Timings = field(default_factory=lambda: Timings())
+    # What the cascade did (agreed | escalated | no_answer | fast_failed | skipped:<why>);
+    # None where no cascade is configured.
+    cascade: str | None = None
 
     async def aclose(self) -> None:
         """Stop the stream and settle its cost; safe to call more than once."""

@@ -277,6 +277,10 @@ class TenantConfig(_Strict):
         description="Keep the chat text in this tenant's decision log, so its export can "
         "train a head",
     )
+    cascade: bool = Field(
+        default=True,
+        description="Use the top-level cascade (verify, then escalate) when one is configured",
+    )
 
     @field_validator("api_keys")
     @classmethod
@@ -469,6 +473,31 @@ class ReservationConfig(_Strict):
     )
 
 
+class CascadeConfig(_Strict):
+    """Verify, then escalate: where the score is uncertain, ask the fast tier and a cheap
+    verifier together and pay for reasoning only when their final answers differ."""
+
+    verifier: str = Field(
+        description="The model_name of a cheap second model, or `self` to sample the fast "
+        "tier again at a temperature"
+    )
+    band: float = Field(
+        default=0.15,
+        ge=0,
+        le=1,
+        description="The cascade runs where the score lies this close to the mode's threshold "
+        "(`auto:verify` runs it for any routed request)",
+    )
+    verifier_timeout_s: float = Field(
+        default=30.0, gt=0, description="A verifier slower than this is ignored (no_answer)"
+    )
+    streams: bool = Field(
+        default=False,
+        description="Cascade streaming requests too; their first token then waits for the "
+        "whole chosen answer, which is replayed as a stream",
+    )
+
+
 class SemanticCacheSettings(BaseModel):
     """The ``cache: {semantic: ...}`` section of the config file."""
 
@@ -563,6 +592,7 @@ class Config(_Strict):
     reservations: ReservationConfig = Field(
         default=ReservationConfig(), description=ReservationConfig.__doc__
     )
+    cascade: CascadeConfig | None = Field(default=None, description=CascadeConfig.__doc__)
 
     @model_validator(mode="after")
     def _check_references(self) -> Config:
@@ -584,6 +614,15 @@ class Config(_Strict):
         tenants = [t.name for t in self.tenants]
         if len(tenants) != len(set(tenants)):
             raise ValueError("tenants: a tenant name is listed more than once")
+        if self.cascade is not None:
+            if not self.tiers:
+                raise ValueError("cascade: needs the fast and reasoning tiers")
+            verifier = self.cascade.verifier
+            if verifier != "self" and verifier not in names:
+                raise ValueError(
+                    f"cascade.verifier: {verifier!r} is neither 'self' nor a model_name in "
+                    f"model_list (have {names})"
+                )
         return self
 
     @model_validator(mode="after")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -37,13 +38,18 @@ from router.errors import (
 from router.observe.tracing import Tracing, decision_attributes, start_tracing
 from router.policy import (
     BUDGET_DEGRADED,
+    CASCADE_BUDGET,
     EFFORT_REQUESTED,
     MODEL_REQUESTED,
     MODES,
+    VERIFIER_AGREED,
+    VERIFIER_DISAGREED,
     BudgetLimits,
+    CascadeChoice,
     RouteDecision,
     TierTarget,
     budget_limits,
+    cascade_choice,
     route_request,
 )
 from router.requests import ChatRequest, parse_chat_request
@@ -56,12 +62,15 @@ from router.state.cache import (
 from router.state.output_estimates import OutputEstimates
 from router.state.store import Store
 from router.streaming import empty, metered, replay
+from router.upstream.cascade import SELF, CascadeAnswer, CascadeTargets, answer_cascaded
 from router.upstream.dispatch import Dispatcher, Served, Target, configure_litellm
 
 __all__ = ["AUTO_MODELS", "Router"]
 
 T = TypeVar("T")
-AUTO_MODELS = ("auto", *(f"auto:{mode}" for mode in MODES))
+# auto:verify routes with the tenant's default mode and always runs the cascade.
+VERIFY_MODEL = "auto:verify"
+AUTO_MODELS = ("auto", *(f"auto:{mode}" for mode in MODES), VERIFY_MODEL)
 # Whose cache entries an in-process Router without tenants reads and writes.
 ANONYMOUS_TENANT = "_"
 # Typical time to a full answer, used against latency limits until measured.
@@ -83,6 +92,19 @@ class _Plan:
     hit: dict[str, Any] | None = None
     ticket: Ticket | None = None
     routing_s: float = 0.0
+    # Whether the cascade runs and why; None where no cascade is configured.
+    cascade: CascadeChoice | None = None
+
+    @property
+    def is_cascaded(self) -> bool:
+        return self.cascade is not None and self.cascade.run and self.hit is None
+
+    @property
+    def cascade_label(self) -> str | None:
+        """``x-thinkroute-cascade``: what the cascade did, or ``skipped:<why>``."""
+        if self.cascade is None or self.hit is not None:
+            return None
+        return self.cascade.reason if self.cascade.run else f"skipped:{self.cascade.reason}"
 
     @property
     def cache_status(self) -> str:
@@ -233,7 +255,7 @@ class Router:
         default_mode = tenant.default_mode if tenant else "balanced"
         if model not in AUTO_MODELS:
             return self._direct(model, tenant, default_mode)
-        mode = default_mode if model == "auto" else model.split(":", 1)[1]
+        mode = default_mode if model in ("auto", VERIFY_MODEL) else model.split(":", 1)[1]
         allowed_tiers: tuple[TierName, ...] = ("fast", "reasoning")
         if tenant:
             allowed_tiers = tuple(tenant.allowed_tiers)
@@ -349,16 +371,21 @@ class Router:
         # The ticket is released on leaving the block unsettled: an error, a cancel.
         async with plan.ticket as ticket:
             with self._upstream_span(plan) as span:
-                response, served = await self.dispatcher.complete(
-                    _upstream_params(request, ticket), plan.target, _fallback(plan, ticket)
-                )
+                if plan.is_cascaded:
+                    response, served, charged = await self._answer_cascaded(plan, request, ticket)
+                else:
+                    response, served = await self.dispatcher.complete(
+                        _upstream_params(request, ticket), plan.target, _fallback(plan, ticket)
+                    )
                 span.set_attributes(_served(served))
             upstream_s = time.perf_counter() - started
-            charged = await ticket.settle(served, response.get("usage"))
+            if not plan.is_cascaded:
+                charged = await ticket.settle(served, response.get("usage"))
         await self._store_answer(plan, served, response, tenant)
         timings = Timings(plan.routing_s, upstream_s, ticket.baseline_usd, ticket.reserved_usd)
         return Completion(response=response, decision=plan.decision, served=served,
-                          cost_usd=charged, cache=plan.cache_status, timings=timings)  # fmt: skip
+                          cost_usd=charged, cache=plan.cache_status, timings=timings,
+                          cascade=plan.cascade_label)  # fmt: skip
 
     async def astream(
         self,
@@ -383,6 +410,8 @@ class Router:
                                        cache="hit", timings=Timings(plan.routing_s))  # fmt: skip
         assert plan.ticket is not None  # every miss holds a ticket
         started = time.perf_counter()
+        if plan.is_cascaded:
+            return await self._stream_cascaded(plan, request, tenant, plan.ticket)
         # Released if the stream fails to start; once it has, the stream owns the ticket.
         async with plan.ticket as ticket:
             with self._upstream_span(plan) as span:
@@ -393,7 +422,8 @@ class Router:
             timings = Timings(plan.routing_s, time.perf_counter() - started,
                               reserved_usd=ticket.reserved_usd)  # fmt: skip
             result = StreamingCompletion(decision=plan.decision, served=served, chunks=empty(),
-                                         cache=plan.cache_status, timings=timings)  # fmt: skip
+                                         cache=plan.cache_status, timings=timings,
+                                         cascade=plan.cascade_label)  # fmt: skip
 
             async def finished(recorded: list[dict[str, Any]]) -> None:
                 await self._store_answer(plan, served, response_from_chunks(recorded), tenant)
@@ -401,6 +431,25 @@ class Router:
             result.chunks = metered(chunks, result, ticket, finished,
                                      include_usage=request.include_usage)  # fmt: skip
         return result
+
+    async def _stream_cascaded(
+        self, plan: _Plan, request: ChatRequest, tenant: TenantConfig | None, opened: Ticket
+    ) -> StreamingCompletion:
+        """A cascaded stream: the chosen answer, whole, replayed as chunks (its first token
+        waits for the cascade, which is why streams opt in: cascade.streams)."""
+        started = time.perf_counter()
+        async with opened as ticket:
+            with self._upstream_span(plan) as span:
+                response, served, charged = await self._answer_cascaded(plan, request, ticket)
+                span.set_attributes(_served(served))
+        await self._store_answer(plan, served, response, tenant)
+        timings = Timings(plan.routing_s, time.perf_counter() - started, ticket.baseline_usd,
+                          ticket.reserved_usd)  # fmt: skip
+        chunks = chunks_from_response(response, include_usage=request.include_usage)
+        return StreamingCompletion(decision=plan.decision, served=served, chunks=replay(chunks),
+                                   cost_usd=charged, usage=response.get("usage"),
+                                   cache=plan.cache_status, timings=timings,
+                                   cascade=plan.cascade_label)  # fmt: skip
 
     def _run_blocking(self, awaitable: Awaitable[T]) -> T:
         """Run ``awaitable`` for a blocking method, from outside any running event loop.
@@ -477,9 +526,17 @@ class Router:
         started = time.perf_counter()
         routed = await self._route(request, tenant, latency_limit_s)
         plan = self._plan(routed.decision, tenant)
+        plan.cascade = self._cascade_choice(routed, request, tenant)
         plan.routing_s = time.perf_counter() - started
         if await self._look_up(plan, request, tenant, headers):
             return plan
+        if plan.is_cascaded:
+            try:
+                plan.ticket = await self._open_cascade_ticket(plan, request, tenant, routed)
+                return plan
+            except BudgetExceededError:
+                # The worst case (three calls) does not fit: the prompt-only decision instead.
+                plan.cascade = CascadeChoice(False, CASCADE_BUDGET)
         try:
             plan.ticket = await open_ticket(
                 self.config, self.budgets, tenant, request, plan.decision, plan.target,
@@ -493,6 +550,9 @@ class Router:
                 request, tenant, latency_limit_s, routed.state, BUDGET_DEGRADED, routed.scores
             )
             plan = self._plan(decision, tenant)
+            plan.cascade = self._cascade_choice(
+                dataclasses.replace(routed, decision=decision), request, tenant
+            )
             plan.routing_s = time.perf_counter() - started
             if await self._look_up(plan, request, tenant, headers):
                 return plan
@@ -501,6 +561,98 @@ class Router:
                 routed=routed.is_routed, estimates=self.estimates,
             )  # fmt: skip
         return plan
+
+    def _cascade_choice(
+        self, routed: _Routed, request: ChatRequest, tenant: TenantConfig | None
+    ) -> CascadeChoice | None:
+        """Whether this request goes through the cascade (None: no cascade configured)."""
+        settings = self.config.cascade
+        if settings is None or not routed.is_routed:
+            return None
+        return cascade_choice(
+            routed.decision,
+            verifier=settings.verifier,
+            band=settings.band,
+            tenant_enabled=tenant.cascade if tenant else True,
+            forced=request.model == VERIFY_MODEL,
+            stream=request.stream,
+            streams_cascaded=settings.streams,
+            allowed_tiers=tuple(tenant.allowed_tiers) if tenant else ("fast", "reasoning"),
+        )
+
+    def _cascade_targets(self) -> CascadeTargets[Target]:
+        settings = self.config.cascade
+        assert settings is not None  # only asked for a cascaded plan
+        fast, reasoning = self.config.tiers["fast"], self.config.tiers["reasoning"]
+        fast_deployment = self.config.deployment(fast.model)
+        reasoning_deployment = self.config.deployment(reasoning.model)
+        assert fast_deployment is not None and reasoning_deployment is not None
+        verifier: Target | str = SELF
+        if settings.verifier != SELF:
+            verifier_deployment = self.config.deployment(settings.verifier)
+            assert verifier_deployment is not None  # the config checked it
+            verifier = Target(verifier_deployment)
+        return CascadeTargets(
+            fast=Target.for_tier(fast_deployment, fast, fast.reasoning_effort),
+            verifier=verifier,  # type: ignore[arg-type]  # a Target or SELF
+            reasoning=Target.for_tier(reasoning_deployment, reasoning, reasoning.reasoning_effort),
+        )
+
+    async def _open_cascade_ticket(
+        self, plan: _Plan, request: ChatRequest, tenant: TenantConfig | None, routed: _Routed
+    ) -> Ticket:
+        """One reservation for the cascade's worst case: fast, verifier and reasoning calls.
+        It is opened as a fast request (the call always made), the others reserved with it."""
+        targets = self._cascade_targets()
+        verifier = targets.fast if targets.verifier == SELF else targets.verifier
+        as_fast = dataclasses.replace(plan.decision, tier="fast", model=targets.fast.model_name)
+        return await open_ticket(
+            self.config, self.budgets, tenant, request, as_fast, targets.fast,
+            routed=routed.is_routed, estimates=self.estimates,
+            also=(verifier, targets.reasoning),  # type: ignore[arg-type]  # SELF resolved
+        )  # fmt: skip
+
+    async def _answer_cascaded(
+        self, plan: _Plan, request: ChatRequest, ticket: Ticket
+    ) -> tuple[dict[str, Any], Served, float]:
+        """Run the cascade, charge every call it made, and say which tier answered.
+
+        Sets ``plan.decision`` to the tier whose answer is sent (reason
+        ``verifier_agreed`` or ``verifier_disagreed`` where the cascade changed it).
+        """
+        settings = self.config.cascade
+        assert settings is not None and plan.cascade is not None
+        decision = plan.decision
+        targets = self._cascade_targets()
+
+        async def call(target: Target, asked: ChatRequest) -> dict[str, Any]:
+            response, _ = await self.dispatcher.complete(
+                _upstream_params(asked, ticket), target, None
+            )
+            return response
+
+        answer = await answer_cascaded(
+            request, call=call, targets=targets,
+            decided="fast" if decision.tier == "fast" else "reasoning",
+            may_fall_back=_fallback(plan, ticket) is not None or decision.tier == "reasoning",
+            verifier_timeout_s=settings.verifier_timeout_s,
+        )  # fmt: skip
+        plan.cascade = CascadeChoice(True, answer.label)
+        by = answer.answered_by
+        if answer.response is None or by is None:
+            await _settle_calls(ticket, answer, targets.fast)
+            raise answer.error or UpstreamUnavailableError("the cascade produced no answer")
+        tier: TierName = "fast" if by is targets.fast else "reasoning"
+        is_fallback = tier == "reasoning" and decision.tier == "fast" and not answer.escalated
+        if answer.label == "agreed" or answer.escalated:
+            reason = VERIFIER_AGREED if answer.label == "agreed" else VERIFIER_DISAGREED
+            plan.decision = dataclasses.replace(
+                decision, tier=tier, reason=reason, model=by.model_name,
+                reasoning_effort=by.reasoning_effort,
+            )  # fmt: skip
+        ticket.decision = plan.decision  # the books count the tier that answered
+        charged = await _settle_calls(ticket, answer, targets.fast)
+        return answer.response, Served(by, is_fallback=is_fallback), charged
 
     async def _look_up(
         self,
@@ -573,8 +725,9 @@ class Router:
         response: dict[str, Any],
         tenant: TenantConfig | None,
     ) -> None:
-        # A fallback's answer is not what the key's model would have said: not cached.
-        if self.answers is None or served.is_fallback:
+        # A fallback's answer (or a cascade's other tier's) is not what the key's model
+        # would have said: not cached.
+        if self.answers is None or served.is_fallback or served.target != plan.target:
             return
         ttl = (tenant.cache_ttl_s if tenant else None) or self.answers.settings.ttl_s
         await self.answers.save(plan.cache, response, tenant=_tenant_name(tenant), ttl_s=ttl)
@@ -694,6 +847,17 @@ def _fallback(plan: _Plan, ticket: Ticket) -> Target | None:
     if is_upward and (plan.decision.reason == BUDGET_DEGRADED or ticket.is_budget_tight):
         return None
     return plan.fallback
+
+
+async def _settle_calls(ticket: Ticket, answer: CascadeAnswer[Target], fast: Target) -> float:
+    """Charge every call a cascade made to its one ticket (nothing made: released)."""
+    if not answer.billed:
+        await ticket.release()
+        return 0.0
+    (first, usage), *rest = answer.billed
+    # Only the fast call's output teaches the ticket's (fast) output estimate.
+    primary = Served(first, is_fallback=first is not fast)
+    return await ticket.settle(primary, usage, also=[(t.deployment, u) for t, u in rest])
 
 
 def _served(served: Served) -> dict[str, Any]:

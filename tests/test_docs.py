@@ -469,7 +469,8 @@ def test_metrics_page_lists_every_series_with_its_type_and_labels():
     decision = RouteDecision("reasoning", 0.9, 0.4, "balanced", policy.ABOVE_THRESHOLD, "r")
     metrics.observe(RequestOutcome("r1", 0.0, tenant="t", decision=decision, served_model="f",
                                    is_fallback=True, cache="miss", error_code="rate_limited",
-                                   status=429, cost_usd=0.1, baseline_usd=0.2))  # fmt: skip
+                                   status=429, cost_usd=0.1, baseline_usd=0.2,
+                                   cascade="escalated"))  # fmt: skip
     exported = {}
     for family in metrics.registry.collect():
         name = family.name + ("_total" if family.type == "counter" else "")

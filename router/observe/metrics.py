@@ -69,6 +69,7 @@ class RequestOutcome:
     is_fallback: bool = False
     is_stream: bool = False
     cache: str | None = None  # hit | miss | bypass
+    cascade: str | None = None  # agreed | escalated | no_answer | fast_failed | skipped:<why>
     cost_usd: float = 0.0
     baseline_usd: float = 0.0  # the same usage at the reasoning tier's prices
     reserved_usd: float = 0.0  # what the budget held before settling (0: nothing)
@@ -141,6 +142,8 @@ class Metrics:
             "thinkroute_fallbacks", "Requests answered by the other tier because this model "
             "failed", ["model"], registry=registry,
         )  # fmt: skip
+        # Registered on first use, so a proxy without a cascade exposes no empty family.
+        self.cascades: Counter | None = None
         self.refusals = Counter(
             "thinkroute_budget_refusals", "Requests refused by a tenant's budget, rate limit, "
             "or for want of Redis to check them", ["tenant", "reason"], registry=registry,
@@ -164,10 +167,21 @@ class Metrics:
             self.cache.labels(tenant, outcome.cache).inc()
         if outcome.cache != "hit" and model:
             self.upstream.labels(model).observe(outcome.upstream_s)
+        if outcome.cascade is not None:
+            self._cascade_counter().labels(tenant, outcome.cascade.split(":", 1)[0]).inc()
         if outcome.is_fallback:
             self.fallbacks.labels(decision.model or "").inc()
         self.spend.labels(tenant, tier).inc(outcome.cost_usd)
         self.savings.labels(tenant).inc(outcome.savings_usd)
+
+    def _cascade_counter(self) -> Counter:
+        if self.cascades is None:
+            self.cascades = Counter(
+                "thinkroute_cascade", "Routed requests where a cascade is configured, by what "
+                "it did: agreed, escalated, no_answer, fast_failed, or skipped",
+                ["tenant", "outcome"], registry=self.registry,
+            )  # fmt: skip
+        return self.cascades
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""

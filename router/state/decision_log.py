@@ -90,6 +90,7 @@ def decision_entry(
         "effort": decision.reasoning_effort,
         "fallback": outcome.is_fallback,
         "cache": outcome.cache,
+        "cascade": outcome.cascade,
         "status": outcome.status,
         "stream": outcome.is_stream,
         "cost_usd": round(outcome.cost_usd, 6),

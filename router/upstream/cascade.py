@@ -28,7 +28,15 @@ import anyio
 from classifier.answers import NO_ANSWER, Answer, extract_answer
 from router.requests import ChatRequest
 
-__all__ = ["SELF", "CascadeCall", "CascadeOutcome", "run_cascade"]
+__all__ = [
+    "SELF",
+    "CascadeAnswer",
+    "CascadeCall",
+    "CascadeOutcome",
+    "CascadeTargets",
+    "answer_cascaded",
+    "run_cascade",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +48,8 @@ DEFAULT_VERIFIER_TIMEOUT_S = 30.0
 TargetT = TypeVar("TargetT")
 CascadeResult = Literal["agreed", "escalate", "no_answer"]
 Call = Callable[[TargetT, ChatRequest], Awaitable[dict[str, Any]]]
+# What a client sees in x-thinkroute-cascade for a cascade that ran.
+Label = Literal["agreed", "escalated", "no_answer", "fast_failed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,3 +149,76 @@ def _compare(fast: Answer, verifier: Answer) -> CascadeResult:
     if fast.key is None or verifier.key is None:
         return "no_answer"
     return "agreed" if fast.key == verifier.key else "escalate"
+
+
+@dataclass(frozen=True, slots=True)
+class CascadeTargets(Generic[TargetT]):
+    """The three models of a cascade: the fast tier, its verifier (or ``SELF``), and the
+    reasoning tier asked when they disagree."""
+
+    fast: TargetT
+    verifier: TargetT | Literal["self"]
+    reasoning: TargetT
+
+
+@dataclass(slots=True)
+class CascadeAnswer(Generic[TargetT]):
+    """The answer a cascade sends and every call billed on the way to it.
+
+    ``answered_by`` is the target whose ``response`` is sent; ``escalated`` is true when
+    the reasoning tier answered because the verifier disagreed. ``error`` is set (and
+    ``response`` is None) when no call produced an answer to send; ``billed`` still lists
+    the calls that were made, so they can be charged before the error is raised.
+    """
+
+    label: Label
+    response: dict[str, Any] | None
+    answered_by: TargetT | None
+    billed: list[tuple[TargetT, dict[str, Any]]]
+    escalated: bool = False
+    error: BaseException | None = None
+
+
+async def answer_cascaded(
+    request: ChatRequest,
+    *,
+    call: Call[TargetT],
+    targets: CascadeTargets[TargetT],
+    decided: Literal["fast", "reasoning"],
+    may_fall_back: bool = True,
+    verifier_timeout_s: float = DEFAULT_VERIFIER_TIMEOUT_S,
+) -> CascadeAnswer[TargetT]:
+    """Verify, then escalate: the answer to send for a request the cascade runs on.
+
+    Agreement sends the fast answer. Disagreement asks the reasoning tier. With no
+    comparable answer the prompt-only decision (``decided``) stands: the fast answer,
+    or the reasoning tier's. A failed fast call goes to the reasoning tier where
+    ``may_fall_back`` (as an uncascaded request would fall back), else fails.
+    """
+    outcome = await run_cascade(
+        request, call=call, fast=targets.fast, verifier=targets.verifier,
+        verifier_timeout_s=verifier_timeout_s,
+    )  # fmt: skip
+    billed = [(c.target, c.usage or {}) for c in outcome.calls]
+    fast_failed = outcome.fast.response is None
+    if outcome.result == "agreed" or (outcome.result == "no_answer" and decided == "fast"):
+        if not fast_failed:
+            label: Label = "agreed" if outcome.result == "agreed" else "no_answer"
+            return CascadeAnswer(label, outcome.fast.response, targets.fast, billed)
+        if not may_fall_back:
+            return CascadeAnswer("fast_failed", None, None, billed, error=outcome.fast.error)
+    label = "escalated" if outcome.result == "escalate" else "no_answer"
+    if fast_failed:
+        label = "fast_failed"
+    try:
+        response = await call(targets.reasoning, request)
+    except Exception as exc:  # charged for what was made, then raised by the caller
+        return CascadeAnswer(label, None, None, billed, error=exc)
+    billed.append((targets.reasoning, _usage(response)))
+    escalated = outcome.result == "escalate"
+    return CascadeAnswer(label, response, targets.reasoning, billed, escalated=escalated)
+
+
+def _usage(response: dict[str, Any]) -> dict[str, Any]:
+    usage = response.get("usage")
+    return usage if isinstance(usage, dict) else {}

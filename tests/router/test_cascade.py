@@ -9,8 +9,7 @@ import anyio
 import litellm
 import pytest
 
-from router.policy import cascade_choice
-from router.policy import BUDGET_DEGRADED, LATENCY_LIMIT, RouteDecision, decide
+from router.policy import BUDGET_DEGRADED, LATENCY_LIMIT, RouteDecision, cascade_choice, decide
 from router.requests import ChatRequest
 from router.upstream.cascade import SELF, run_cascade
 from router.upstream.simulator import SimulatedUpstream

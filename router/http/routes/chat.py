@@ -90,6 +90,8 @@ async def serve_chat(request: Request, wire: Wire) -> Response:
                                 result.served.is_fallback, request_id)  # fmt: skip
     headers.update(wire.id_headers(request_id))
     headers["x-thinkroute-cache"] = result.cache
+    if result.cascade is not None:
+        headers["x-thinkroute-cascade"] = result.cascade
     if isinstance(result, StreamingCompletion):
         stream = result
 
@@ -225,6 +227,7 @@ def _fill(
     outcome.is_fallback = result.served.is_fallback
     outcome.is_stream = isinstance(result, StreamingCompletion)
     outcome.cache = result.cache
+    outcome.cascade = result.cascade
     outcome.cost_usd = result.cost_usd
     outcome.baseline_usd = result.timings.baseline_usd
     outcome.reserved_usd = result.timings.reserved_usd
