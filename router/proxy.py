@@ -332,6 +332,19 @@ class Router:
         """
         return (await self._route(_as_request(request), tenant, latency_limit_s)).decision
 
+    def plan_cascade(
+        self,
+        request: ChatRequest | Mapping[str, Any],
+        decision: RouteDecision,
+        tenant: TenantConfig | None = None,
+    ) -> CascadeChoice | None:
+        """Whether a completion decided as ``decision`` would go through the cascade, and
+        why (None: no cascade is configured). What the budget cannot cover is only found
+        when a completion reserves it."""
+        request = _as_request(request)
+        is_routed = request.model in AUTO_MODELS and request.requested_effort is None
+        return self._cascade_choice(_Routed(decision, is_routed, None, None), request, tenant)
+
     async def explain_score(self, request: ChatRequest | Mapping[str, Any]) -> dict[str, Any]:
         """Why the classifier scored ``request`` as it did, from its artifact alone.
 

@@ -310,3 +310,19 @@ async def test_the_sdk_takes_the_same_path(clean_upstream, classifier, tenant):
 def test_an_unknown_verifier_is_a_config_error(clean_upstream, tenant):
     with pytest.raises(ConfigError, match="cascade.verifier"):
         cascade_config(clean_upstream.base_url, tenant, verifier="nope")
+
+
+def test_the_route_endpoint_says_whether_it_would_run(start, tenant, clean_upstream):
+    server = start(NEAR_BELOW)
+    headers = {"authorization": f"Bearer sk-{tenant}-key"}
+    body = {"model": "auto", "messages": QUESTION}
+    planned = httpx.post(f"{server.url}/v1/route", json=body, headers=headers).json()
+    assert planned["cascade"] == {"run": True, "reason": "score_near_threshold"}
+    assert clean_upstream.requests == []  # deciding calls no model
+
+
+def test_models_lists_auto_verify_where_a_cascade_is_configured(start, tenant):
+    server = start(NEAR_BELOW)
+    headers = {"authorization": f"Bearer sk-{tenant}-key"}
+    listed = [m["id"] for m in httpx.get(f"{server.url}/v1/models", headers=headers).json()["data"]]
+    assert "auto:verify" in listed

@@ -40,6 +40,9 @@ async def route(request: Request, tenant: CallingTenant, found: AppServices) -> 
     await _count_request(found, tenant)
     decision = await found.router.plan_route(chat, tenant, latency_limit_s=latency_limit_s)
     answer = {**decision.as_dict(), "explanation": explain(decision)}
+    cascade = found.router.plan_cascade(chat, decision, tenant)
+    if cascade is not None:
+        answer["cascade"] = {"run": cascade.run, "reason": cascade.reason}
     if wants_evidence and decision.score is not None:  # a scored decision has evidence
         answer["score_evidence"] = await found.router.explain_score(chat)
     return JSONResponse(answer)

@@ -10,7 +10,7 @@ from router.http.body import read_json
 from router.http.jsonio import JSONResponse
 from router.http.openapi import json_body
 from router.http.services import AppServices
-from router.proxy import AUTO_MODELS
+from router.proxy import AUTO_MODELS, VERIFY_MODEL
 from router.state.feedback import FEEDBACK_SCHEMA, parse_feedback, record_feedback
 
 __all__ = ["router"]
@@ -31,7 +31,9 @@ async def feedback(
 
 @router.get("/v1/models")
 async def models(tenant: CallingTenant, found: AppServices) -> Response:
-    names = list(AUTO_MODELS) + [
+    # auto:verify is listed where it does something: a cascade is configured.
+    has_cascade = found.router.config.cascade is not None
+    names = [n for n in AUTO_MODELS if has_cascade or n != VERIFY_MODEL] + [
         m.model_name
         for m in found.router.config.model_list
         if tenant.allowed_models is None or m.model_name in tenant.allowed_models
