@@ -42,4 +42,7 @@ async def models(tenant: CallingTenant, found: AppServices) -> Response:
 
 @router.get("/v1/usage")
 async def usage(tenant: CallingTenant, found: AppServices) -> Response:
-    return JSONResponse(await found.budgets().usage(tenant))
+    figures = await found.budgets().usage(tenant)
+    if found.router.shadows is not None:  # live quality from shadow comparisons
+        figures["quality"] = await found.router.shadows.quality(tenant)
+    return JSONResponse(figures)
