@@ -119,10 +119,16 @@ def test_estimated_apgr_matches_the_offline_definition_once_there_are_enough_pai
 
 # -- through the real proxy and the simulated upstream -------------------------------
 
+ADMIN_KEY = "sk-admin-shadow-0123456789"
 AGREED = "Twelve apples.\nThe answer is 12."
 
 
 def shadow_proxy(serve_on_redis, upstream, run_id, *, log_prompts=False, **shadow):
+    return serve_on_redis(shadow_config(upstream, run_id, log_prompts=log_prompts, **shadow),
+                          admin_key=ADMIN_KEY, metrics_key=ADMIN_KEY)  # fmt: skip
+
+
+def shadow_config(upstream, run_id, *, log_prompts=False, **shadow):
     """A proxy whose tenants ``<run>a`` (shadowed as asked) and ``<run>b`` (never) are
     served by the simulator; a ``judge`` model is configured for judge tests."""
     raw = proxy_config(upstream.base_url).model_dump()
@@ -134,8 +140,7 @@ def shadow_proxy(serve_on_redis, upstream, run_id, *, log_prompts=False, **shado
          "shadow": {"rate": 1.0, **shadow}},
         {"name": f"{run_id}b", "api_keys": [f"sk-{run_id}-b"]},
     ]  # fmt: skip
-    config = build_config(raw)
-    return serve_on_redis(config)
+    return build_config(raw)
 
 
 def chat(server, key, messages, **body):
@@ -329,3 +334,27 @@ def test_export_writes_records_thinkroute_train_reads(
     assert len(records) == 2
     assert {(r.low_score, r.high_score) for r in records} == {(0.0, 1.0)}
     assert {r.text for r in records} == {CHAT[0]["content"], OLYMPIAD[0]["content"]}
+
+
+def test_metrics_and_the_dashboard_show_each_tenants_quality(
+    serve_on_redis, clean_upstream, run_id
+):
+    clean_upstream.control("fast-model", answer=AGREED)
+    clean_upstream.control("reasoning-model", answer=AGREED)
+    server = shadow_proxy(serve_on_redis, clean_upstream, run_id)
+    chat(server, f"sk-{run_id}-a", CHAT)
+    assert settled(server, f"sk-{run_id}-a", until=done(1))["compared"] == 1
+    admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+    text = httpx.get(f"{server.url}/metrics", headers=admin, timeout=10).text
+    assert f'thinkroute_quality_kept{{bound="estimate",tenant="{run_id}a"}} 1.0' in text
+    assert f'thinkroute_shadow_pairs{{outcome="compared",tenant="{run_id}a"}} 1.0' in text
+    assert f'tenant="{run_id}b"' not in text  # not shadowed: no series
+    summary = httpx.get(f"{server.url}/v1/dashboard/summary", headers=admin, timeout=10).json()
+    rows = {row["tenant"]: row for row in summary["tenants"]}
+    assert rows[f"{run_id}a"]["quality"]["compared"] == 1
+    assert rows[f"{run_id}b"]["quality"]["compared"] == 0
+    # A tenant's own key sees its own row only.
+    own = httpx.get(f"{server.url}/v1/dashboard/summary", timeout=10,
+                    headers={"authorization": f"Bearer sk-{run_id}-b"})  # fmt: skip
+    if own.status_code == 200:
+        assert [row["tenant"] for row in own.json()["tenants"]] == [f"{run_id}b"]
