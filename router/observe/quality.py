@@ -21,6 +21,8 @@ __all__ = ["MIN_GAP_PAIRS", "MIN_PAIRS_FOR_APGR", "quality_figures", "ratio_inte
 Z_95 = 1.959963984540054
 MIN_PAIRS_FOR_APGR = 30
 MIN_GAP_PAIRS = 5
+# (served, reasoning) scores added for the interval only: z^2 / 2 ~ 2 kept, 2 lost.
+PSEUDO_PAIRS = ((1.0, 1.0), (1.0, 1.0), (0.0, 1.0), (0.0, 1.0))
 
 
 class Pair(Protocol):
@@ -39,19 +41,22 @@ def ratio_interval(
 ) -> tuple[float, float, float] | None:
     """``sum(served) / sum(reasoning)`` and its 95% interval; None when undefined.
 
-    The delta method for a ratio of means: with ``R`` the ratio and ``d_i = s_i - R r_i``,
-    ``se(R) = sqrt(sum d_i^2 / (n (n - 1))) / mean(r)``. One pair has no spread to
-    measure: its interval is the whole range the ratio could take, [0, R] widened to 1.
+    The delta method for a ratio of means: with ``R`` the ratio and
+    ``d_i = s_i - R r_i``, ``se = sqrt(sum d_i^2 / (n (n - 1))) / mean(r)`` and the
+    interval is ``R +- 1.96 se`` (low end clipped at 0). The spread is taken over
+    the pairs plus ``PSEUDO_PAIRS`` (two where the served answer kept the reasoning
+    one's score, two where it lost it, in the spirit of Agresti-Coull), so a few
+    pairs that all agree do not give a zero-width interval; they widen it, never
+    move its centre. ``bench/quality_interval.py`` measures its coverage.
     """
-    n = len(served)
     total = sum(reasoning)
-    if n == 0 or total <= 0:
+    if not served or total <= 0:
         return None
     ratio = sum(served) / total
-    if n == 1:
-        return ratio, 0.0, max(ratio, 1.0)
-    mean_r = total / n
-    spread = sum((s - ratio * r) ** 2 for s, r in zip(served, reasoning, strict=True))
+    s = [*served, *(pair[0] for pair in PSEUDO_PAIRS)]
+    r = [*reasoning, *(pair[1] for pair in PSEUDO_PAIRS)]
+    n, mean_r = len(s), sum(r) / len(r)
+    spread = sum((a - ratio * b) ** 2 for a, b in zip(s, r, strict=True))
     se = math.sqrt(spread / (n * (n - 1))) / mean_r
     return ratio, max(ratio - Z_95 * se, 0.0), ratio + Z_95 * se
 

@@ -15,7 +15,12 @@ from classifier.metrics import apgr
 from router.cli import main as cli_main
 from router.config import build_config
 from router.errors import ConfigError
-from router.observe.quality import MIN_PAIRS_FOR_APGR, estimated_apgr, quality_figures
+from router.observe.quality import (
+    MIN_PAIRS_FOR_APGR,
+    estimated_apgr,
+    quality_figures,
+    ratio_interval,
+)
 from router.state.shadow_records import GradedPair, ShadowRecords, export_shadow_records
 from router.upstream.shadow import judge_points, parse_verdict
 from tests.router.conftest import CHAT, OLYMPIAD, REDIS_URL, proxy_config
@@ -103,6 +108,11 @@ def test_quality_kept_is_a_ratio_of_means_with_an_interval_around_it():
     low, high = figures["quality_kept_95"]
     assert low < 0.8 < high
     assert figures["estimated_apgr"] is None  # too few pairs to say
+
+
+def test_a_few_pairs_that_all_agree_do_not_claim_certainty():
+    kept, low, high = ratio_interval([1.0] * 5, [1.0] * 5)
+    assert kept == 1.0 and low < 0.8 and high > 1.0
 
 
 def test_estimated_apgr_matches_the_offline_definition_once_there_are_enough_pairs():
