@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
@@ -21,9 +22,12 @@ from router.observe.quality import (
     quality_figures,
     ratio_interval,
 )
+from router.policy import RouteDecision
+from router.requests import ChatRequest
 from router.state.shadow_records import GradedPair, ShadowRecords, export_shadow_records
-from router.upstream.shadow import judge_points, parse_verdict
+from router.upstream.shadow import ShadowJob, ShadowRunner, judge_points, parse_verdict
 from tests.router.conftest import CHAT, OLYMPIAD, REDIS_URL, proxy_config
+from tests.router.fakes import InMemoryBudgets
 
 BASE: dict[str, Any] = {
     "model_list": [
@@ -368,3 +372,124 @@ def test_metrics_and_the_dashboard_show_each_tenants_quality(
                     headers={"authorization": f"Bearer sk-{run_id}-b"})  # fmt: skip
     if own.status_code == 200:
         assert [row["tenant"] for row in own.json()["tenants"]] == [f"{run_id}b"]
+
+
+# -- the runner, with its I/O passed in ------------------------------------------------
+
+
+class MemoryRecords:
+    """:class:`ShadowRecords` in dicts: spend, counts and kept pairs of one day."""
+
+    def __init__(self) -> None:
+        self.spent: dict[str, int] = {}
+        self.counts: dict[tuple[str, str], int] = {}
+        self.kept: list[tuple[GradedPair, dict[str, Any]]] = []
+
+    async def reserve(self, tenant, *, amount_micro, limit_micro):
+        if self.spent.get(tenant, 0) + amount_micro > limit_micro:
+            return False
+        self.spent[tenant] = self.spent.get(tenant, 0) + amount_micro
+        return True
+
+    async def settle(self, tenant, *, reserved_micro, actual_micro):
+        self.spent[tenant] += actual_micro - reserved_micro
+
+    async def count(self, tenant, name, amount=1):
+        self.counts[tenant, name] = self.counts.get((tenant, name), 0) + amount
+
+    async def add(self, tenant, pair, record):
+        self.kept.append((pair, record))
+
+
+def reply(text: str) -> dict[str, Any]:
+    return {"choices": [{"message": {"role": "assistant", "content": text}}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5}}  # fmt: skip
+
+
+def runner_for(call, records=None, *, budgets=None, **shadow):
+    config = shadow_config(_NoUpstream(), "tenant-x", **shadow)
+    runner = ShadowRunner(config=config, call=call, records=records or MemoryRecords(),
+                          budgets=budgets, max_in_flight=2, max_queued=3, drain_s=0.2)  # fmt: skip
+    return runner, config.tenants[-2]
+
+
+class _NoUpstream:
+    base_url = "http://127.0.0.1:9/v1"  # nothing listens: these runners never dial out
+
+
+def job(tenant, answer="The answer is 12.", tier="fast"):
+    decision = RouteDecision(tier, 0.3, 0.5, "balanced", "below_threshold", tier)
+    request = ChatRequest(model="auto", messages=[{"role": "user", "content": "3 * 4?"}])
+    return ShadowJob(tenant, request, decision, tier, reply(answer))
+
+
+@pytest.mark.anyio
+async def test_a_decisive_judge_scores_each_side_and_is_asked_in_both_orders():
+    asked: list[str] = []
+
+    async def call(params, target):
+        asked.append(target.model_name)
+        if target.model_name != "judge":
+            return reply("Miso, short and warm.")
+        shown = params["messages"][-1]["content"]
+        # This judge prefers Miso wherever it is shown.
+        return reply(
+            "VERDICT: A" if shown.index("Miso") < shown.index("Whiskers") else "VERDICT: B"
+        )
+
+    records = MemoryRecords()
+    runner, tenant = runner_for(call, records, judge="judge")
+    assert runner.offer(job(tenant, "Whiskers, a friendly name."))
+    await runner.wait()
+    ((pair, record),) = records.kept
+    assert (pair.fast, pair.reasoning) == (0.0, 1.0) and record["graded_by"] == "judge"
+    assert asked == ["reasoning", "judge", "judge"]
+
+
+@pytest.mark.anyio
+async def test_more_comparisons_than_the_queue_holds_are_dropped_and_counted():
+    release = asyncio.Event()
+
+    async def call(params, target):
+        await release.wait()
+        return reply("The answer is 12.")
+
+    records = MemoryRecords()
+    runner, tenant = runner_for(call, records)
+    offered = [runner.offer(job(tenant)) for _ in range(5)]
+    assert offered == [True, True, True, False, False]
+    release.set()
+    await runner.wait()
+    assert records.counts[tenant.name, "dropped"] == 2
+    assert records.counts[tenant.name, "agreed"] == 3 and len(records.kept) == 3
+
+
+@pytest.mark.anyio
+async def test_shutdown_waits_briefly_then_cancels_and_takes_no_more():
+    async def call(params, target):
+        await asyncio.sleep(60)  # a shadow call that would outlive the server
+        return reply("x")
+
+    records = MemoryRecords()
+    runner, tenant = runner_for(call, records)
+    assert runner.offer(job(tenant))
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(runner.aclose(), timeout=5)
+    assert not runner._tasks and not records.kept
+    assert not runner.offer(job(tenant))
+
+
+@pytest.mark.anyio
+async def test_a_tenant_charged_for_shadowing_pays_from_its_own_budget():
+    async def call(params, target):
+        return reply("The answer is 12.")
+
+    budgets = InMemoryBudgets()
+    runner, tenant = runner_for(call, budgets=budgets, charge_tenant=True)
+    runner.offer(job(tenant))
+    await runner.wait()
+    assert budgets.spent_micro > 0
+    free, tenant = runner_for(call, budgets=(unused := InMemoryBudgets()))
+    free.offer(job(tenant))
+    await free.wait()
+    assert unused.spent_micro == 0
