@@ -116,7 +116,8 @@ def write_config(directory: str, upstream_base: str, *, shadow: bool = False) ->
         "tenants:\n"
         f"  - name: bench\n    api_keys: ['{KEY}']\n"
         + (
-            f"  - name: shadowed\n    api_keys: ['{SHADOW_KEY}']\n"
+            # A fresh name each run: a shared Redis keeps a tenant's figures for the day.
+            f"  - name: shadowed-{uuid.uuid4().hex[:8]}\n    api_keys: ['{SHADOW_KEY}']\n"
             "    shadow: {rate: 1.0, daily_usd: 1000}\n"
             if shadow
             else ""
