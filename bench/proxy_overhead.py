@@ -19,6 +19,14 @@ interleaved round-robin so all targets see the same machine load:
 ``added_*`` is proxy minus direct, per percentile; ``routing_p50_ms`` is the whole
 ``/v1/route`` round trip (HTTP, auth, parsing, embedding, policy).
 
+``--shadow`` adds ``auto_shadow``: the same requests from a second tenant whose every
+routed answer is shadowed (``shadow: {rate: 1.0}``: the other tier asked in the
+background, the pair graded and recorded), interleaved with the rest;
+``shadow.added_p50_ms`` is its round trip minus ``auto``'s (issue 17's target: within
+0.5 ms), ``shadow.compared`` the pairs its ``/v1/usage`` counted by the end. The
+background work of one shadowed request overlaps the next requests of every target,
+so it also shows in the others, as it would for a real fleet's other requests.
+
 ``--api responses`` adds ``auto_responses`` and ``pinned_responses``: the same requests
 sent to ``POST /v1/responses`` (OpenAI's Responses API, translated to chat completions),
 interleaved with the rest; ``responses_vs_chat_*`` is the Responses round trip minus the
@@ -52,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 KEY = "sk-bench-0123456789"
+SHADOW_KEY = "sk-bench-shadowed-0123456789"  # a tenant with shadow rate 1.0 (--shadow)
 STARTUP_TIMEOUT_S = 120.0
 REQUEST_TIMEOUT_S = 30.0
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +96,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_config(directory: str, upstream_base: str) -> str:
+def write_config(directory: str, upstream_base: str, *, shadow: bool = False) -> str:
     def model(name: str, upstream_model: str, cost_in: float, cost_out: float) -> str:
         return (
             f"  - model_name: {name}\n"
@@ -106,7 +115,14 @@ def write_config(directory: str, upstream_base: str) -> str:
         "  reasoning: {model: reasoning, reasoning_effort: medium}\n"
         "tenants:\n"
         f"  - name: bench\n    api_keys: ['{KEY}']\n"
-        "classifier: {cache_size: 0}\n"
+        + (
+            # A fresh name each run: a shared Redis keeps a tenant's figures for the day.
+            f"  - name: shadowed-{uuid.uuid4().hex[:8]}\n    api_keys: ['{SHADOW_KEY}']\n"
+            "    shadow: {rate: 1.0, daily_usd: 1000}\n"
+            if shadow
+            else ""
+        )
+        + "classifier: {cache_size: 0}\n"
         "dispatch: {num_retries: 0, timeout_s: 30}\n"
     )
     path = os.path.join(directory, "thinkroute-bench.yaml")
@@ -159,13 +175,15 @@ def wait_ready(
 
 
 @contextlib.contextmanager
-def servers(env: dict[str, str], *, workers: int = 1) -> Iterator[tuple[str, str]]:
+def servers(
+    env: dict[str, str], *, workers: int = 1, shadow: bool = False
+) -> Iterator[tuple[str, str]]:
     """The simulator and the proxy, ready; both stopped on the way out."""
     with tempfile.TemporaryDirectory(prefix="thinkroute-bench-") as tmp:
         up_port, proxy_port = free_port(), free_port()
         up_url, proxy_url = f"http://127.0.0.1:{up_port}", f"http://127.0.0.1:{proxy_port}"
         up_log, proxy_log = Path(tmp, "upstream.log"), Path(tmp, "proxy.log")
-        config = write_config(tmp, f"{up_url}/v1")
+        config = write_config(tmp, f"{up_url}/v1", shadow=shadow)
         upstream = start(["sim-upstream", "--port", str(up_port)], up_log, env)
         proxy = None
         try:
@@ -205,6 +223,7 @@ def sequential(
     n: int,
     warmup: int,
     deadline: float,
+    keys: dict[str, str] | None = None,
 ) -> dict[str, list[float]]:
     """Round trips in ms per target at concurrency 1, targets interleaved request by request.
 
@@ -221,11 +240,14 @@ def sequential(
                 break
             for name, (url, make_body) in targets.items():
                 payload = None if make_body is None else json.dumps(make_body(i)).encode()
+                sent = json_type
+                if keys and name in keys:
+                    sent = {**json_type, "authorization": f"Bearer {keys[name]}"}
                 started = time.perf_counter()
                 if payload is None:
                     response = client.get(url)
                 else:
-                    response = client.post(url, content=payload, headers=json_type)
+                    response = client.post(url, content=payload, headers=sent)
                 response.read()
                 elapsed = (time.perf_counter() - started) * 1000
                 if response.status_code != 200:
@@ -297,6 +319,26 @@ def concurrent(
     return asyncio.run(_load(url, model, concurrency, seconds, limit, 20_000_000, make_body))
 
 
+def shadow_figures(proxy: str) -> dict[str, Any]:
+    """The shadowed tenant's quality figures once its comparisons have settled."""
+    import httpx
+
+    headers = {"authorization": f"Bearer {SHADOW_KEY}"}
+    figures: dict[str, Any] = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        usage = httpx.get(f"{proxy}/v1/usage", headers=headers, timeout=REQUEST_TIMEOUT_S)
+        figures = usage.json().get("quality") or {}
+        before = figures.get("compared")
+        time.sleep(0.5)
+        usage = httpx.get(f"{proxy}/v1/usage", headers=headers, timeout=REQUEST_TIMEOUT_S)
+        figures = usage.json().get("quality") or {}
+        if figures.get("compared") == before:
+            break
+    names = ("compared", "ungraded", "failed", "refused", "dropped", "shadow_spend_usd")
+    return {name: figures.get(name) for name in names}
+
+
 def versions() -> dict[str, str]:
     from importlib.metadata import version
 
@@ -324,13 +366,18 @@ def main(argv: list[str] | None = None) -> int:
         default="chat",
         help="responses: also measure POST /v1/responses beside chat completions",
     )
+    parser.add_argument(
+        "--shadow",
+        action="store_true",
+        help="also measure a tenant whose every routed request is shadowed (shadow rate 1.0)",
+    )
     args = parser.parse_args(argv)
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     env.pop("THINKROUTE_API_KEY", None)  # the config file names the tenant
     load_before = os.getloadavg()[0]
     began = time.monotonic()
-    with servers(env, workers=args.workers) as (up, proxy):
+    with servers(env, workers=args.workers, shadow=args.shadow) as (up, proxy):
         startup_s = time.monotonic() - began
         targets = {
             "direct": (f"{up}/v1/chat/completions", lambda i: body("fast-model", i)),
@@ -346,7 +393,12 @@ def main(argv: list[str] | None = None) -> int:
             targets["pinned_responses"] = (
                 f"{proxy}/v1/responses", lambda i: responses_body("fast", i)
             )  # fmt: skip
-        c1 = sequential(targets, args.n, args.warmup, time.monotonic() + args.budget)
+        keys = {}
+        if args.shadow:
+            targets["auto_shadow"] = (f"{proxy}/v1/chat/completions", lambda i: body("auto", i))
+            keys["auto_shadow"] = SHADOW_KEY
+        c1 = sequential(targets, args.n, args.warmup, time.monotonic() + args.budget, keys)
+        shadowed = shadow_figures(proxy) if args.shadow else None
         load_mid = os.getloadavg()[0]
         c = args.concurrency
         runs = [
@@ -389,6 +441,14 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": round(time.monotonic() - began, 1),
         "versions": versions(),
     }
+    if shadowed is not None:
+        result["shadow"] = {
+            "added_p50_ms": round(p["auto_shadow"][0] - p["auto"][0], 2),
+            "added_p99_ms": round(p["auto_shadow"][1] - p["auto"][1], 2),
+            "p50_ms": round(p["auto_shadow"][0], 2),
+            "n": len(c1["auto_shadow"]),
+            **shadowed,
+        }
     if args.api == "responses":
         result["responses"] = {
             "added_p50_ms": round(p["auto_responses"][0] - p["direct"][0], 2),

@@ -141,6 +141,16 @@ class DifficultyClassifier:
         text = self.text_of(messages)
         return float(self.score_texts([text])[0]) if text else 0.0
 
+    def input_features(self, messages: Sequence[Mapping[str, Any]]) -> NDArray[np.float64]:
+        """What the head reads for one chat (embedding, then text features), without the text.
+
+        Kept by shadow comparisons for tenants that keep no prompts, so retraining can
+        use their graded pairs.
+        """
+        return build_features(
+            self.embedder, [self.text_of(messages)], question_weight=self._question_weight
+        )[0]
+
     def explain_messages(
         self, messages: Sequence[Mapping[str, Any]], *, top_k: int = 3
     ) -> dict[str, Any]:

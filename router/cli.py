@@ -235,6 +235,18 @@ def _add_export_decisions_arguments(parser: argparse.ArgumentParser) -> None:
         help="only decisions scored through POST /v1/feedback: what `thinkroute train` should "
         "learn from (the others are labelled with the router's own choice)",
     )
+    parser.add_argument(
+        "--shadow",
+        action="store_true",
+        help="the tenant's graded shadow pairs instead, as two-sided outcome records "
+        "(docs/quality.md)",
+    )
+    parser.add_argument(
+        "--with-features",
+        action="store_true",
+        help="with --shadow: also pairs kept without chat text, carrying the head's input "
+        "features (`thinkroute train` reads text and cannot use them yet)",
+    )
 
 
 def _run_export_decisions(args: argparse.Namespace) -> int:
@@ -252,6 +264,8 @@ def _run_export_decisions(args: argparse.Namespace) -> int:
         since = datetime.fromisoformat(args.since) if args.since else None
     except ValueError:
         raise SystemExit(f"--since takes an ISO date or time, got {args.since!r}") from None
+    if args.shadow:
+        return _run_export_shadow(args, url)
 
     async def export() -> ExportSummary:
         store = Store.from_url(url, timeout_s=10.0)
@@ -274,6 +288,35 @@ def _run_export_decisions(args: argparse.Namespace) -> int:
         print(
             f"thinkroute: skipped {summary.without_text} decisions without chat text "
             f"(set log_prompts: true on tenant '{args.tenant}' to keep it)"
+        )
+    return 0
+
+
+def _run_export_shadow(args: argparse.Namespace, url: str) -> int:
+    import asyncio
+
+    from router.errors import StoreUnavailableError
+    from router.state.shadow_records import ShadowExportSummary, export_shadow_records
+    from router.state.store import Store
+
+    async def export() -> ShadowExportSummary:
+        store = Store.from_url(url, timeout_s=10.0)
+        try:
+            return await export_shadow_records(
+                store, args.tenant, args.output, with_features=args.with_features
+            )
+        finally:
+            await store.aclose()
+
+    try:
+        summary = asyncio.run(export())
+    except StoreUnavailableError as exc:
+        raise SystemExit(f"thinkroute export-decisions: {exc}") from None
+    print(f"thinkroute: wrote {summary.written} shadow records to {args.output}")
+    if summary.without_text and not args.with_features:
+        print(
+            f"thinkroute: skipped {summary.without_text} pairs kept without chat text "
+            "(--with-features writes them with the head's input features)"
         )
     return 0
 

@@ -41,6 +41,7 @@ __all__ = [
     "Config",
     "ModelDeployment",
     "SemanticCacheSettings",
+    "ShadowConfig",
     "TenantConfig",
     "Thinking",
     "Tier",
@@ -209,6 +210,36 @@ class RateLimits(_Strict):
     )
 
 
+class ShadowConfig(_Strict):
+    """Shadow comparisons: a sampled share of routed requests is also answered by the other
+    tier, off the request path, and the pair graded (docs/quality.md)."""
+
+    rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of routed, uncached, answered requests also sent to the other tier "
+        "(0: off; 0.02 is a typical setting)",
+    )
+    daily_usd: float = Field(
+        default=5.0,
+        ge=0,
+        le=MAX_BUDGET_USD,
+        description="Shadow and judge calls allowed per UTC day, kept as the tenant's "
+        "shadow_spend_usd; past it, shadowing stops until the next day",
+    )
+    judge: str | None = Field(
+        default=None,
+        description="model_name that grades pairs without comparable final answers, and breaks "
+        "disagreements (asked twice, in both orders); unset: such pairs are ungraded",
+    )
+    charge_tenant: bool = Field(
+        default=False,
+        description="Also charge shadow calls to the tenant's budget and usage (off: they are "
+        "the operator's cost, on their own line)",
+    )
+
+
 class TenantConfig(_Strict):
     """A customer of the proxy: its keys and its routing policy."""
 
@@ -280,6 +311,11 @@ class TenantConfig(_Strict):
     cascade: bool = Field(
         default=True,
         description="Use the top-level cascade (verify, then escalate) when one is configured",
+    )
+    shadow: ShadowConfig | None = Field(
+        default=None,
+        description="Its own shadow comparison settings (the whole section); unset: the "
+        "top-level `shadow`",
     )
 
     @field_validator("api_keys")
@@ -593,6 +629,9 @@ class Config(_Strict):
         default=ReservationConfig(), description=ReservationConfig.__doc__
     )
     cascade: CascadeConfig | None = Field(default=None, description=CascadeConfig.__doc__)
+    shadow: ShadowConfig = Field(
+        default=ShadowConfig(), description="Shadow comparisons for tenants that set none"
+    )
 
     @model_validator(mode="after")
     def _check_references(self) -> Config:
@@ -623,7 +662,19 @@ class Config(_Strict):
                     f"cascade.verifier: {verifier!r} is neither 'self' nor a model_name in "
                     f"model_list (have {names})"
                 )
+        for where, shadow in [("shadow", self.shadow)] + [
+            (f"tenants.{t.name}.shadow", t.shadow) for t in self.tenants if t.shadow
+        ]:
+            if shadow.judge is not None and shadow.judge not in names:
+                raise ValueError(
+                    f"{where}.judge: {shadow.judge!r} is not a model_name in model_list "
+                    f"(have {names})"
+                )
         return self
+
+    def shadow_for(self, tenant: TenantConfig | None) -> ShadowConfig:
+        """The shadow settings that apply to ``tenant``: its own, else the top-level ones."""
+        return tenant.shadow if tenant is not None and tenant.shadow else self.shadow
 
     @model_validator(mode="after")
     def _check_providers(self) -> Config:

@@ -60,10 +60,12 @@ from router.state.cache import (
     response_from_chunks,
 )
 from router.state.output_estimates import OutputEstimates
+from router.state.shadow_records import ShadowRecords
 from router.state.store import Store
 from router.streaming import empty, metered, replay
 from router.upstream.cascade import SELF, CascadeAnswer, CascadeTargets, answer_cascaded
 from router.upstream.dispatch import Dispatcher, Served, Target, configure_litellm
+from router.upstream.shadow import ShadowJob, ShadowRunner
 
 __all__ = ["AUTO_MODELS", "Router"]
 
@@ -175,6 +177,7 @@ class Router:
             )
         )
         self._dispatcher = dispatcher
+        self.shadows = _shadow_runner(self) if store is not None else None
 
     @classmethod
     def from_config(
@@ -395,6 +398,7 @@ class Router:
             if not plan.is_cascaded:
                 charged = await ticket.settle(served, response.get("usage"))
         await self._store_answer(plan, served, response, tenant)
+        self._shadow(plan, request, tenant, served, response)
         timings = Timings(plan.routing_s, upstream_s, ticket.baseline_usd, ticket.reserved_usd)
         return Completion(response=response, decision=plan.decision, served=served,
                           cost_usd=charged, cache=plan.cache_status, timings=timings,
@@ -439,7 +443,9 @@ class Router:
                                          cascade=plan.cascade_label)  # fmt: skip
 
             async def finished(recorded: list[dict[str, Any]]) -> None:
-                await self._store_answer(plan, served, response_from_chunks(recorded), tenant)
+                response = response_from_chunks(recorded)
+                await self._store_answer(plan, served, response, tenant)
+                self._shadow(plan, request, tenant, served, response)
 
             result.chunks = metered(chunks, result, ticket, finished,
                                      include_usage=request.include_usage)  # fmt: skip
@@ -483,6 +489,8 @@ class Router:
 
     async def aclose(self) -> None:
         """Close upstream and Redis connections (the server does this at shutdown)."""
+        if self.shadows is not None:
+            await self.shadows.aclose()  # before what its comparisons call and write to
         if self._dispatcher is not None:
             await self._dispatcher.aclose()
         if self.store is not None:
@@ -745,6 +753,20 @@ class Router:
         ttl = (tenant.cache_ttl_s if tenant else None) or self.answers.settings.ttl_s
         await self.answers.save(plan.cache, response, tenant=_tenant_name(tenant), ttl_s=ttl)
 
+    def _shadow(
+        self,
+        plan: _Plan,
+        request: ChatRequest,
+        tenant: TenantConfig | None,
+        served: Served,
+        response: dict[str, Any],
+    ) -> None:
+        """Offer an answered request for a shadow comparison (router.upstream.shadow)."""
+        tier = plan.decision.tier
+        if self.shadows is None or tenant is None or served.is_fallback or tier == "direct":
+            return
+        self.shadows.offer(ShadowJob(tenant, request, plan.decision, tier, response))
+
     async def _record_cache_hit(self, tenant: TenantConfig | None) -> None:
         if self.budgets is None or tenant is None:
             return
@@ -827,6 +849,25 @@ class Router:
     responses = sdk.responses
     __aenter__ = sdk.aenter
     __aexit__ = sdk.aexit
+
+
+def _shadow_runner(router: Router) -> ShadowRunner:
+    """Shadow comparisons over the router's dispatcher and Redis (docs/quality.md)."""
+    assert router.store is not None
+
+    async def call(params: dict[str, Any], target: Target) -> dict[str, Any]:
+        response, _ = await router.dispatcher.complete(params, target, None)
+        return response
+
+    async def features(messages: Sequence[Mapping[str, Any]]) -> list[float] | None:
+        # The head's input (embedding, then text features), kept in place of the text.
+        classifier = router.classifier
+        vector = await asyncio.to_thread(classifier.input_features, messages)
+        return [round(float(x), 6) for x in vector]
+
+    records = ShadowRecords(router.store, max_records=router.config.server.decision_log_max_entries)
+    return ShadowRunner(config=router.config, call=call, records=records,
+                        budgets=router.budgets, features=features)  # fmt: skip
 
 
 def _tenant_name(tenant: TenantConfig | None) -> str:

@@ -471,6 +471,8 @@ def test_metrics_page_lists_every_series_with_its_type_and_labels():
                                    is_fallback=True, cache="miss", error_code="rate_limited",
                                    status=429, cost_usd=0.1, baseline_usd=0.2,
                                    cascade="escalated"))  # fmt: skip
+    metrics.set_quality("t", {"compared": 3, "agreement": 0.5, "quality_kept": 0.9,
+                              "quality_kept_95": [0.8, 1.0], "shadow_spend_usd": 0.01})  # fmt: skip
     exported = {}
     for family in metrics.registry.collect():
         name = family.name + ("_total" if family.type == "counter" else "")

@@ -50,6 +50,8 @@ class Services:
             figures["output_estimates"] = {"tiers": tiers}
         else:
             figures["output_estimates"] = await estimates.in_force(tenant.name, cold_start)
+        if self.router.shadows is not None:  # live quality from shadow comparisons
+            figures["quality"] = await self.router.shadows.quality(tenant)
         return figures
 
 

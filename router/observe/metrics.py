@@ -21,14 +21,25 @@ is empty.
     thinkroute_cache_total{tenant,result}                  hit | miss | bypass
     thinkroute_fallbacks_total{model}                      the model that failed
     thinkroute_budget_refusals_total{tenant,reason}        budget_exceeded | rate_limited | ...
+
+Live quality from shadow comparisons (docs/quality.md) is read from Redis when
+``/metrics`` is scraped, so every replica reports the fleet's figures for today (UTC);
+take ``max`` across replicas, not ``sum``:
+
+    thinkroute_shadow_pairs{tenant,outcome}   compared | comparable | agreed | ungraded |
+                                              failed | refused | dropped, today
+    thinkroute_shadow_spend_usd{tenant}       what shadow and judge calls cost today
+    thinkroute_quality_kept{tenant,bound}     estimate | low | high (95% interval)
+    thinkroute_shadow_agreement{tenant}       share of comparable pairs that agreed
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import Metric
 
@@ -148,6 +159,47 @@ class Metrics:
             "thinkroute_budget_refusals", "Requests refused by a tenant's budget, rate limit, "
             "or for want of Redis to check them", ["tenant", "reason"], registry=registry,
         )  # fmt: skip
+
+        self._quality: dict[str, Gauge] | None = None  # made once a tenant is shadowed
+
+    def _quality_gauges(self) -> dict[str, Gauge]:
+        """The shadow series, registered on first use: a proxy that shadows nothing shows none."""
+        if self._quality is None:
+            registry = self.registry
+            self._quality = {
+                "pairs": Gauge(
+                    "thinkroute_shadow_pairs", "Today's shadow comparisons by outcome "
+                    "(fleet-wide)", ["tenant", "outcome"], registry=registry,
+                ),
+                "spend": Gauge(
+                    "thinkroute_shadow_spend_usd", "Today's cost of shadow and judge calls",
+                    ["tenant"], registry=registry,
+                ),
+                "kept": Gauge(
+                    "thinkroute_quality_kept", "Served-answer score over always-reasoning's on "
+                    "today's graded pairs, with its 95% interval", ["tenant", "bound"],
+                    registry=registry,
+                ),
+                "agreement": Gauge(
+                    "thinkroute_shadow_agreement", "Share of today's comparable pairs that "
+                    "agreed", ["tenant"], registry=registry,
+                ),
+            }  # fmt: skip
+        return self._quality
+
+    def set_quality(self, tenant: str, figures: Mapping[str, Any]) -> None:
+        """Show one tenant's live quality figures (``GET /v1/usage``'s ``quality``)."""
+        gauges = self._quality_gauges()
+        for outcome in ("compared", "comparable", "ungraded", "failed", "refused", "dropped"):
+            gauges["pairs"].labels(tenant, outcome).set(figures.get(outcome) or 0)
+        gauges["spend"].labels(tenant).set(figures.get("shadow_spend_usd") or 0.0)
+        if figures.get("agreement") is not None:
+            gauges["agreement"].labels(tenant).set(figures["agreement"])
+        if figures.get("quality_kept") is not None:
+            low, high = figures["quality_kept_95"]
+            gauges["kept"].labels(tenant, "estimate").set(figures["quality_kept"])
+            gauges["kept"].labels(tenant, "low").set(low)
+            gauges["kept"].labels(tenant, "high").set(high)
 
     def observe(self, outcome: RequestOutcome) -> None:
         """Count one finished request."""

@@ -117,6 +117,7 @@ def install(
             log_store=decisions.store if decisions is not None else None,
             budgets=router.budgets,
             window_s=_window_s(request.query_params.get("window_s")),
+            quality=router.shadows.quality if router.shadows is not None else None,
         )
         return JSONResponse({**body, "viewer": viewer}, headers={"cache-control": "no-store"})
 

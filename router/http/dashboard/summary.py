@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from router.config import TenantConfig
@@ -58,11 +58,13 @@ async def summarize(
     budgets: Budgets | None,
     window_s: int,
     now_s: float | None = None,
+    quality: Callable[[TenantConfig], Awaitable[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """Per tenant and in total: the window's figures and today's usage.
 
     ``log_store`` None means the decision log is off (no window figures);
-    ``budgets`` None means no Redis (no usage).
+    ``budgets`` None means no Redis (no usage); ``quality`` reads a tenant's live
+    quality figures from shadow comparisons (None: not kept).
     """
     now_ms = int((time.time() if now_s is None else now_s) * 1000)
     bucket_ms = window_s * 1000 // BUCKETS
@@ -79,15 +81,19 @@ async def summarize(
         return entries, today
 
     results = await asyncio.gather(*(one(tenant) for tenant in tenants))
+    qualities: list[dict[str, Any] | None] = [None] * len(tenants)
+    if quality is not None:
+        qualities = list(await asyncio.gather(*(quality(tenant) for tenant in tenants)))
     rows: list[dict[str, Any]] = []
     everything: list[Entry] = []
-    for tenant, (entries, today) in zip(tenants, results, strict=True):
+    for tenant, (entries, today), kept in zip(tenants, results, qualities, strict=True):
         rows.append(
             {
                 "tenant": tenant.name,
                 "window": None if entries is None else window_figures(entries),
                 "sampled": entries is not None and len(entries) >= MAX_ENTRIES,
                 "today": today,
+                "quality": kept,
             }
         )
         everything.extend(entries or ())

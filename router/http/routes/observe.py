@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
+from router.errors import StoreUnavailableError
 from router.http.auth import require_scraper
 from router.http.jsonio import JSONResponse
 from router.http.services import AppServices
@@ -49,5 +52,12 @@ metrics_router = APIRouter()
 @metrics_router.get("/metrics", include_in_schema=False, dependencies=[Depends(require_scraper)])
 async def prometheus_metrics(found: AppServices) -> Response:
     assert found.metrics is not None  # the router is included only with metrics on
+    shadows = found.router.shadows
+    if shadows is not None:  # live quality lives in Redis: read at scrape time
+        for tenant in found.router.config.tenants:
+            if found.router.config.shadow_for(tenant).rate > 0:
+                # Without Redis the figures are not known: the process's own metrics still are.
+                with contextlib.suppress(StoreUnavailableError):
+                    found.metrics.set_quality(tenant.name, await shadows.quality(tenant))
     body, content_type = found.metrics.render()
     return Response(body, media_type=content_type)

@@ -324,6 +324,15 @@
     }
   }
 
+  // Served-answer score over always-reasoning's, from shadow comparisons (docs/quality.md).
+  function qualityKept(q) {
+    if (!q || q.quality_kept === null || q.quality_kept === undefined) {
+      return q && q.compared === 0 && q.shadow_rate > 0 ? "no pairs yet" : "–";
+    }
+    const [low, high] = q.quality_kept_95;
+    return `${pct(q.quality_kept)} (${pct(low)}–${pct(high)}, ${count(q.compared)} pairs)`;
+  }
+
   function drawTable(rows) {
     const tbody = $("tenants").tBodies[0];
     tbody.replaceChildren();
@@ -338,6 +347,7 @@
         day ? usd(day.spend_usd) : "–",
         day ? usd(baselineOf(day)) : "–",
         day ? usd(day.estimated_savings_usd) : "–",
+        qualityKept(row.quality),
         win ? pct(win.cache_hit_rate) : "–",
         win ? count(win.fallbacks) : "–",
         latency ? `${ms(latency.p50)} / ${ms(latency.p90)} / ${ms(latency.p99)}` : "–",
