@@ -23,20 +23,24 @@ PRICES = {
     "flash": {"input_cost_per_token": 0.5e-6, "output_cost_per_token": 1e-6},
     "reasoning": {"input_cost_per_token": 5e-6, "output_cost_per_token": 2e-5},
 }
-# The shipped balanced threshold is about 0.37: 0.35 lies in the band (fast side), 0.45
-# too (reasoning side), 0.01 and 0.95 are clear.
 METRICS_KEY = "sk-scrape-0123456789"
-NEAR_BELOW, NEAR_ABOVE, CLEAR_CHAT, CLEAR_HARD = 0.35, 0.45, 0.01, 0.95
+# Where a score lies against the shipped balanced threshold: within the band on either
+# side, or clear of it.
+NEAR_BELOW, NEAR_ABOVE, CLEAR_CHAT, CLEAR_HARD = "near_below", "near_above", "chat", "hard"
 QUESTION = [
     {"role": "user", "content": "Our three invoices are 120, 95 and 85; what is the total?"}
 ]
 
 
 class FixedScorer:
-    """The real classifier, but every text scores ``score``."""
+    """The real classifier, but every text scores the same: ``where`` against its balanced
+    threshold (0.05 below or above it, or clear chat 0.01, clear maths 0.99)."""
 
-    def __init__(self, inner: Any, score: float) -> None:
-        self.inner, self.score = inner, score
+    def __init__(self, inner: Any, where: str) -> None:
+        threshold = inner.thresholds["balanced"]
+        self.inner = inner
+        self.score = {NEAR_BELOW: threshold - 0.05, NEAR_ABOVE: threshold + 0.05,
+                      CLEAR_CHAT: 0.01, CLEAR_HARD: 0.99}[where]  # fmt: skip
         self.fingerprint = f"fixed-{uuid.uuid4().hex[:8]}"  # its scores are its own
 
     def __getattr__(self, name: str) -> Any:
@@ -72,7 +76,7 @@ def tenant(run_id: str) -> str:
 
 @pytest.fixture
 def start(serve_on_redis, clean_upstream, classifier, tenant):
-    def make(score: float, **cascade: Any):
+    def make(score: str, **cascade: Any):
         config = cascade_config(clean_upstream.base_url, tenant, **cascade)
         return serve_on_redis(config, scorer=FixedScorer(classifier, score),
                               metrics_key=METRICS_KEY)  # fmt: skip
