@@ -34,12 +34,20 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["STRUCTURE_NAMES", "TAIL_CHARS", "fired_cues", "question_of", "structural_features"]
+__all__ = [
+    "STRUCTURE_NAMES",
+    "TAIL_CHARS",
+    "WINDOW_CHARS",
+    "fired_cues",
+    "question_of",
+    "structural_features",
+    "window_of",
+]
 
 TAIL_CHARS = 400
 # Longer texts are read as their first this many characters and their question
 # (about what the embedding's window sees), so a huge prompt costs no more.
-_WINDOW_CHARS = 4096
+WINDOW_CHARS = 4096
 _I = re.IGNORECASE
 
 _NUMBER = re.compile(r"(?<![\w.])[-−(]?\$?\d[\d,]*(?:\.\d+)?%?")
@@ -131,9 +139,17 @@ def question_of(text: str) -> str:
     return last[-TAIL_CHARS:]
 
 
+def window_of(text: str) -> str:
+    """The part of ``text`` the cues read: all of it up to :data:`WINDOW_CHARS` characters,
+    else its first :data:`WINDOW_CHARS` characters and its question (bounded work on the
+    request path, whatever the length)."""
+    if len(text) <= WINDOW_CHARS:
+        return text
+    return text[:WINDOW_CHARS] + "\n\n" + question_of(text)
+
+
 def _row(text: str) -> tuple[float, ...]:
-    if len(text) > _WINDOW_CHARS:  # bounded work on the request path, whatever the length
-        text = text[:_WINDOW_CHARS] + "\n\n" + question_of(text)
+    text = window_of(text)
     ask = text[:TAIL_CHARS] + "\n" + text[-TAIL_CHARS:] if len(text) > 2 * TAIL_CHARS else text
     question = question_of(text)
     numbers = len(_NUMBER.findall(text))
