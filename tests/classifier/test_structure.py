@@ -81,3 +81,24 @@ def test_a_prompt_within_the_window_is_read_whole():
     assert window_of(text) is text
     (row,) = surface_features([text])
     assert row[list(SURFACE_NAMES).index("log_words")] == pytest.approx(np.log1p(len(text.split())))
+
+
+@pytest.mark.parametrize(
+    ("question", "fires"),
+    [
+        ("What was Product revenue in 2019?", True),
+        ("Which years does the table provide information for?", True),
+        ("Translate this note into Spanish, keeping the table as it is.", True),
+        ("What was the percentage change in Product revenue from 2018 to 2019?", False),
+        ("Why do the segment figures not add up to the total?", False),
+        ("Calculate the average of Services revenue.", False),
+    ],
+)
+def test_a_look_up_over_a_table_is_told_from_working_the_figures(question, fires):
+    (row,) = structural_features([TABLE + question])
+    assert ("lookup_over_material" in fired_cues(row)) is fires
+
+
+def test_a_look_up_needs_material_before_it():
+    (row,) = structural_features(["What was the capital of France in 1900?"])
+    assert "lookup_over_material" not in fired_cues(row)
