@@ -58,11 +58,14 @@ def write_artifact(artifact: HeadArtifact, directory: str | Path, *, card: str) 
     """Write ``head.json`` and ``MODEL_CARD.md`` into ``directory``; returns the JSON path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    dim = int(artifact.embedding["dim"])
     numbers = {
         "gate": _head_numbers(artifact.head.gate),
         "gain": artifact.head.gain.to_numbers(),
         "gate_open": artifact.head.gate_open,
         "calibration": artifact.head.calibration.tolist(),
+        "easy_cues": [FEATURE_NAMES[c - dim] for c in artifact.head.easy_columns],
+        "easy_discount": artifact.head.easy_discount,
     }
     document = {
         "format": FORMAT,
@@ -138,6 +141,14 @@ def _parse(document: dict[str, Any], path: Path) -> HeadArtifact:
     calibration = [_finite(v) for v in numbers["calibration"]]
     if len(calibration) != 2:
         raise ArtifactError(path, "'calibration' must hold a slope and an offset")
+    easy_cues = numbers.get("easy_cues", [])
+    unknown = [name for name in easy_cues if name not in FEATURE_NAMES]
+    if unknown:
+        raise ArtifactError(path, f"'easy_cues' names unknown features {unknown}")
+    easy_columns = tuple(width - len(FEATURE_NAMES) + FEATURE_NAMES.index(n) for n in easy_cues)
+    easy_discount = _finite(numbers.get("easy_discount", 0.0))
+    if not 0.0 <= easy_discount <= 1.0:
+        raise ArtifactError(path, f"'easy_discount' must lie in [0, 1], got {easy_discount}")
     thresholds = {mode: float(document["thresholds"][mode]) for mode in MODES}
     if not all(0.0 <= t <= 1.0 for t in thresholds.values()):
         raise ArtifactError(path, f"thresholds must lie in [0, 1], got {thresholds}")
@@ -159,7 +170,14 @@ def _parse(document: dict[str, Any], path: Path) -> HeadArtifact:
         )
 
     return HeadArtifact(
-        head=GatedHead(gate=gate, gain=gain, gate_open=gate_open, calibration=calibration),
+        head=GatedHead(
+            gate=gate,
+            gain=gain,
+            gate_open=gate_open,
+            calibration=calibration,
+            easy_columns=easy_columns,
+            easy_discount=easy_discount,
+        ),
         embedding=document["embedding"],
         thresholds=thresholds,
         include_system=bool(document.get("text", {}).get("include_system", False)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from classifier.artifact import HeadArtifact
+from classifier.features import FEATURE_NAMES
 
 __all__ = ["render_card"]
 
@@ -13,6 +14,7 @@ def render_card(artifact: HeadArtifact) -> str:
     """Markdown stating what the head was trained on, how, and how well it did."""
     training = artifact.training
     embedding = artifact.embedding
+    head = artifact.head
     if embedding.get("kind") == "static":
         how = "its token-embedding layer alone, mean-pooled: static, no attention"
     else:
@@ -30,8 +32,17 @@ def render_card(artifact: HeadArtifact) -> str:
         "- Head: a gain model (gradient-boosted trees over a PCA projection of the embedding, "
         "the surface features and the structural cues: how much does the reasoning model "
         "win?), discounted by a gate (logistic regression: does the request call for "
-        f"reasoning?) where the gate is below {artifact.head.gate_open:g}; the result is "
-        "Platt-calibrated on out-of-fold scores of the measured fast/reasoning outcomes",
+        f"reasoning?) where the gate is below {artifact.head.gate_open:g}"
+        + (
+            f", and by {artifact.head.easy_discount:g} of itself where a cue of an easy "
+            "question over hard-looking material fires (a fixed prior: "
+            + ", ".join(f"`{FEATURE_NAMES[c - embedding['dim']]}`" for c in head.easy_columns)
+            + ")"
+            if artifact.head.easy_columns and artifact.head.easy_discount
+            else ""
+        )
+        + "; the result is Platt-calibrated on out-of-fold scores of the measured "
+        "fast/reasoning outcomes",
         f"- Configuration: `{training.get('config', {})}`",
         "- Explanations: the artifact holds, per kind of training prompt (source/subset), a "
         "centroid of its embeddings, its size, mean measured gain, expected tier and mean "

@@ -2,7 +2,7 @@
 
 The shipped score combines two models (:class:`GatedHead`):
 
-    P(better) = calibrate( gain x min(1, gate / gate_open) )
+    P(better) = calibrate( gain x min(1, gate / gate_open) x (1 - easy_discount x easy) )
 
 The *gate* (a logistic regression, :class:`DifficultyHead`) learns from
 prompt records (everyday chat versus competition maths and hard coding) what
@@ -12,6 +12,13 @@ A gate at or above ``gate_open`` leaves the gain's ranking alone, so it costs
 nothing among reasoning-type tasks (a plain product cost 0.01 APGR there);
 below it, the gate discounts the gain, which sends chat (never measured on
 the outcome scale) to the fast tier.
+
+``easy`` is the largest of a few structural cues (read from columns of the
+input) that mark an easy question over hard-looking material: a figure looked
+up in a table, correct code to explain. Neither model can learn those from
+sources that lack them (a source left out of training took its whole kind of
+material with it, and leave-one-source-out sent 98% of a table source's
+look-ups to reasoning), so the discount is a fixed prior, not fitted.
 """
 
 from __future__ import annotations
@@ -265,6 +272,10 @@ class GatedHead:
         is scaled by ``gate / gate_open``.
     calibration : array-like of shape (2,)
         Platt slope and offset over the log-odds of the discounted gain.
+    easy_columns : sequence of int, default=()
+        Input columns holding cues in [0, 1] of an easy question over material.
+    easy_discount : float, default=0.0
+        Share of the raw score removed where the largest of those cues is 1.
     """
 
     def __init__(
@@ -274,9 +285,15 @@ class GatedHead:
         gain: TreeGain,
         gate_open: float = 0.5,
         calibration: ArrayLike = (1.0, 0.0),
+        easy_columns: tuple[int, ...] = (),
+        easy_discount: float = 0.0,
     ) -> None:
         if not 0.0 < gate_open <= 1.0:
             raise ValueError(f"gate_open must lie in (0, 1], got {gate_open}")
+        if not 0.0 <= easy_discount <= 1.0:
+            raise ValueError(f"easy_discount must lie in [0, 1], got {easy_discount}")
+        self.easy_columns = tuple(int(c) for c in easy_columns)
+        self.easy_discount = float(easy_discount)
         self.gate = gate
         self.gain = gain
         self.gate_open = float(gate_open)
@@ -293,6 +310,9 @@ class GatedHead:
         gate, gain = self.parts(X)
         discount = np.minimum(1.0, gate / self.gate_open)
         positive = _GAIN_FLOOR_WIDTH * np.logaddexp(0.0, np.minimum(gain, 1.0) / _GAIN_FLOOR_WIDTH)
+        if self.easy_columns and self.easy_discount:
+            easy = np.clip(X[:, list(self.easy_columns)].max(axis=1), 0.0, 1.0)
+            discount = discount * (1.0 - self.easy_discount * easy)
         return positive * discount
 
     def parts(self, X: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

@@ -18,7 +18,12 @@ in any register (a casual "can you show that ..." as well as "Prove that"):
 * ``trick_cue``: a warning that the obvious answer is wrong (trick question,
   riddle, careful, paradox);
 * ``relations_riddle``: a web of family or ordering relations to follow;
-* ``logic_connectives``: if/then, all/some/none, either/or, implies.
+* ``logic_connectives``: if/then, all/some/none, either/or, implies;
+* ``lookup_over_material``: material with figures (a table, a report) then a
+  short question that looks a value up or asks to restate it ("What was the
+  revenue in 2019?", "Which years does the table cover?", "Translate this
+  note") and asks for no combining, computing or debugging: a fast model's job
+  however dense the material looks.
 
 The question is usually at the end of a long prompt, after the table or the
 code, so cues about the request read the text's last :data:`TAIL_CHARS`
@@ -34,12 +39,20 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["STRUCTURE_NAMES", "TAIL_CHARS", "fired_cues", "question_of", "structural_features"]
+__all__ = [
+    "STRUCTURE_NAMES",
+    "TAIL_CHARS",
+    "WINDOW_CHARS",
+    "fired_cues",
+    "question_of",
+    "structural_features",
+    "window_of",
+]
 
 TAIL_CHARS = 400
 # Longer texts are read as their first this many characters and their question
 # (about what the embedding's window sees), so a huge prompt costs no more.
-_WINDOW_CHARS = 4096
+WINDOW_CHARS = 4096
 _I = re.IGNORECASE
 
 _NUMBER = re.compile(r"(?<![\w.])[-−(]?\$?\d[\d,]*(?:\.\d+)?%?")
@@ -86,6 +99,17 @@ _RELATION = re.compile(
     r"grand\w+|husband|wife|sibling\w*|parent\w*|in-law)s?\b",
     _I,
 )
+_LOOKUP = re.compile(
+    r"^\s*(?:what|which|when|who|whom|where|in (?:which|what)|list|name|state|"
+    r"how (?:is|was|were|are|did|does|do)\b)",
+    _I,
+)
+# A question that asks for work, not a look-up: computing, deciding, debugging.
+_WORK = re.compile(
+    r"\b(?:prove|show that|find|compute|calculate|determine|solve|how many|minimum|maximum|"
+    r"probability|implement|algorithm|optimi[sz]e|step by step)\b|[=<>^$\\]",
+    _I,
+)
 _LOGIC = re.compile(
     r"\b(?:if\b.{1,80}\bthen|all \w+ are|no \w+ (?:are|is)|some \w+ are|either\b.{1,80}\bor|"
     r"implies|therefore|only if|if and only if|true or false|unless)\b",
@@ -101,6 +125,7 @@ STRUCTURE_NAMES: tuple[str, ...] = (
     "trick_cue",
     "relations_riddle",
     "logic_connectives",
+    "lookup_over_material",
     "log_numbers",
 )
 # A cue "fires" (for an explanation) at or above this value.
@@ -131,9 +156,17 @@ def question_of(text: str) -> str:
     return last[-TAIL_CHARS:]
 
 
+def window_of(text: str) -> str:
+    """The part of ``text`` the cues read: all of it up to :data:`WINDOW_CHARS` characters,
+    else its first :data:`WINDOW_CHARS` characters and its question (bounded work on the
+    request path, whatever the length)."""
+    if len(text) <= WINDOW_CHARS:
+        return text
+    return text[:WINDOW_CHARS] + "\n\n" + question_of(text)
+
+
 def _row(text: str) -> tuple[float, ...]:
-    if len(text) > _WINDOW_CHARS:  # bounded work on the request path, whatever the length
-        text = text[:_WINDOW_CHARS] + "\n\n" + question_of(text)
+    text = window_of(text)
     ask = text[:TAIL_CHARS] + "\n" + text[-TAIL_CHARS:] if len(text) > 2 * TAIL_CHARS else text
     question = question_of(text)
     numbers = len(_NUMBER.findall(text))
@@ -149,5 +182,17 @@ def _row(text: str) -> tuple[float, ...]:
         float(bool(_TRICK.search(ask))),
         min(len(_RELATION.findall(text)) / 4.0, 1.0),
         min(len(_LOGIC.findall(text)) / 3.0, 1.0),
+        _lookup_over_material(text, question),
         math.log1p(numbers),
     )
+
+
+def _lookup_over_material(text: str, question: str) -> float:
+    """1 when figures come first and the question after them only looks up or restates."""
+    if len(question) > 250 or question == text.strip():  # no material before the question
+        return 0.0
+    if len(_NUMBER.findall(text[: len(text) - len(question)])) < 3:
+        return 0.0
+    if _COMBINE.search(question) or _WORK.search(question) or _BEHAVIOUR.search(question):
+        return 0.0
+    return float(bool(_LOOKUP.search(question) or _PRESENT.search(question)))

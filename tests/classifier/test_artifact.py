@@ -29,7 +29,15 @@ def saved(tmp_path):
     gate = DifficultyHead(calibration=None).fit(X, X[:, 1] > 0)
     gain = TreeGain(n_components=3, n_passthrough=len(FEATURE_NAMES), max_iter=20)
     gain.fit(X, y)
-    head = GatedHead(gate=gate, gain=gain, gate_open=0.4, calibration=[1.3, -0.2])
+    easy = tuple(DIM + FEATURE_NAMES.index(n) for n in ("code_presentation_only", "log_words"))
+    head = GatedHead(
+        gate=gate,
+        gain=gain,
+        gate_open=0.4,
+        calibration=[1.3, -0.2],
+        easy_columns=easy,
+        easy_discount=0.8,
+    )
     artifact = HeadArtifact(
         head=head, embedding={"model": "fake", "dim": DIM}, thresholds=THRESHOLDS
     )
@@ -45,13 +53,21 @@ def test_round_trip_gives_identical_scores(saved):
     np.testing.assert_array_equal(loaded.head.score(X), head.score(X))
     np.testing.assert_array_equal(loaded.head.calibration, [1.3, -0.2])
     assert loaded.head.gate_open == 0.4
+    assert (loaded.head.easy_columns, loaded.head.easy_discount) == (head.easy_columns, 0.8)
     assert (directory / "MODEL_CARD.md").read_text() == "# card\n"
 
 
 def test_saved_head_is_plain_json(saved):
     directory, _, _ = saved
     document = json.loads((directory / HEAD_FILE).read_text())
-    assert set(document["head"]) == {"gate", "gain", "gate_open", "calibration"}
+    assert set(document["head"]) == {
+        "gate",
+        "gain",
+        "gate_open",
+        "calibration",
+        "easy_cues",
+        "easy_discount",
+    }
     assert set(document["head"]["gain"]) == {"n_passthrough", "center", "components", "trees"}
 
 
@@ -127,3 +143,27 @@ def test_truncated_file_is_reported_as_damaged(saved):
 def test_missing_artifact_is_reported(tmp_path):
     with pytest.raises(ArtifactError, match="no classifier artifact"):
         read_artifact(tmp_path)
+
+
+def test_an_artifact_without_easy_cues_loads_with_no_discount(saved):
+    directory, head, X = saved
+
+    def drop(document):  # as written before the discount existed
+        del document["head"]["easy_cues"], document["head"]["easy_discount"]
+        document["checksum"] = _checksum(document["head"])
+
+    edit(directory, drop)
+    loaded = read_artifact(directory)
+    assert (loaded.head.easy_columns, loaded.head.easy_discount) == ((), 0.0)
+
+
+def test_an_unknown_easy_cue_is_refused(saved):
+    directory, _, _ = saved
+
+    def unknown(document):
+        document["head"]["easy_cues"] = ["no_such_cue"]
+        document["checksum"] = _checksum(document["head"])
+
+    edit(directory, unknown)
+    with pytest.raises(ArtifactError, match="unknown features"):
+        read_artifact(directory)

@@ -90,6 +90,27 @@ def test_gate_open_outside_its_range_is_refused(gate_open):
         GatedHead(gate=head.gate, gain=head.gain, gate_open=gate_open)
 
 
+def test_an_easy_cue_discounts_the_score_and_nothing_else():
+    """Where a cue of an easy question over material fires, the raw score loses
+    easy_discount of itself; where it does not, the score is the plain gated gain."""
+    head, X = gated(gate_open=0.5)
+    X[:, -1] = 0.0
+    X[: len(X) // 2, -1] = 1.0
+    fires = X[:, -1] == 1.0
+    plain = head.raw_score(X)
+    easy = GatedHead(
+        gate=head.gate,
+        gain=head.gain,
+        gate_open=0.5,
+        easy_columns=(X.shape[1] - 1,),
+        easy_discount=0.8,
+    )
+    np.testing.assert_allclose(easy.raw_score(X)[fires], 0.2 * plain[fires])
+    np.testing.assert_array_equal(easy.raw_score(X)[~fires], plain[~fires])
+    with pytest.raises(ValueError, match="easy_discount"):
+        GatedHead(gate=head.gate, gain=head.gain, easy_discount=1.5)
+
+
 def test_non_finite_vectors_are_refused():
     head, X = gated(gate_open=0.5)
     X[0, 0] = np.nan

@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from classifier.structure import STRUCTURE_NAMES, fired_cues, question_of, structural_features
+from classifier.features import FEATURE_NAMES, SURFACE_NAMES, surface_features, text_features
+from classifier.structure import (
+    STRUCTURE_NAMES,
+    WINDOW_CHARS,
+    fired_cues,
+    question_of,
+    structural_features,
+    window_of,
+)
 
 TABLE = "Revenue | 2018 | 2019\nProduct | 1,200 | 1,450\nServices | 800 | 910\n\n"
 
@@ -43,3 +51,54 @@ def test_small_talk_fires_nothing_and_rows_have_every_feature():
 def test_the_question_is_the_last_paragraph():
     assert question_of(TABLE + "What changed?") == "What changed?"
     assert question_of("one line only") == "one line only"
+
+
+def test_a_huge_prompt_is_read_as_its_window_and_its_length_stays_true():
+    """A multi-MB prompt costs what its window costs: the rates and cues read the first
+    WINDOW_CHARS characters and the question; the length columns still say it is huge."""
+    question = "Why does this loop never end?"
+    body = "x = 1  # 2 + 3 = 5\n" * 200_000  # about 4 MB of code-like lines
+    huge = body + "\n\n" + question
+    window = window_of(huge)
+    assert len(window) <= WINDOW_CHARS + 2 + len(question)
+    assert window.endswith(question)
+
+    huge_row, window_row = text_features([huge, window])
+    names = list(FEATURE_NAMES)
+    length_columns = {"log_words", "log_chars", "lines_log"}
+    for name, huge_value, window_value in zip(names, huge_row, window_row, strict=True):
+        if name not in length_columns:
+            assert huge_value == window_value, name
+    assert huge_row[names.index("log_chars")] == pytest.approx(np.log1p(len(huge)))
+    assert huge_row[names.index("lines_log")] == pytest.approx(np.log1p(huge.count("\n")))
+    # Words beyond the window are estimated from its words per character: close to the count.
+    true_words = np.log1p(len(huge.split()))
+    assert huge_row[names.index("log_words")] == pytest.approx(true_words, abs=0.05)
+
+
+def test_a_prompt_within_the_window_is_read_whole():
+    text = "What is 12 + 30?\n" * 10
+    assert window_of(text) is text
+    (row,) = surface_features([text])
+    assert row[list(SURFACE_NAMES).index("log_words")] == pytest.approx(np.log1p(len(text.split())))
+
+
+@pytest.mark.parametrize(
+    ("question", "fires"),
+    [
+        ("What was Product revenue in 2019?", True),
+        ("Which years does the table provide information for?", True),
+        ("Translate this note into Spanish, keeping the table as it is.", True),
+        ("What was the percentage change in Product revenue from 2018 to 2019?", False),
+        ("Why do the segment figures not add up to the total?", False),
+        ("Calculate the average of Services revenue.", False),
+    ],
+)
+def test_a_look_up_over_a_table_is_told_from_working_the_figures(question, fires):
+    (row,) = structural_features([TABLE + question])
+    assert ("lookup_over_material" in fired_cues(row)) is fires
+
+
+def test_a_look_up_needs_material_before_it():
+    (row,) = structural_features(["What was the capital of France in 1900?"])
+    assert "lookup_over_material" not in fired_cues(row)
