@@ -312,6 +312,12 @@ class TenantConfig(_Strict):
         default=True,
         description="Use the top-level cascade (verify, then escalate) when one is configured",
     )
+    client_reasoning: Literal["respect", "route"] = Field(
+        default="respect",
+        description="A request to an `auto` model that sets its own reasoning_effort or "
+        "thinking: served as asked (`respect`), or routed with that setting as a ceiling "
+        "(`route`: the score picks the tier; thinking off where the turn does not need it)",
+    )
     shadow: ShadowConfig | None = Field(
         default=None,
         description="Its own shadow comparison settings (the whole section); unset: the "

@@ -20,6 +20,7 @@ __all__ = [
     "TierTarget",
     "budget_limits",
     "cascade_choice",
+    "cap_reasoning",
     "decide",
     "effort_for",
     "explain",
@@ -40,6 +41,8 @@ MODEL_REQUESTED = "client_named_model"
 SHARE_CAP = "reasoning_share_cap"
 BUDGET_DEGRADED = "budget_nearly_spent"
 TIER_NOT_ALLOWED = "tier_not_allowed"
+# client_reasoning: route: the client's own effort is a ceiling the decision was held under.
+CLIENT_CEILING = "client_reasoning_ceiling"
 # Where the cascade answered: the decision's tier is the one whose answer was sent.
 VERIFIER_AGREED = "verifier_agreed"
 VERIFIER_DISAGREED = "verifier_disagreed"
@@ -153,6 +156,31 @@ def route_request(
     if tier == "reasoning":
         effort = effort_for(score, threshold, effort)
     return replace(decision, tier=tier, reason=reason, model=target.model, reasoning_effort=effort)
+
+
+def cap_reasoning(decision: RouteDecision, ceiling: str, fast: TierTarget) -> RouteDecision:
+    """Hold a routed decision at or below the reasoning the client asked for.
+
+    For a tenant with ``client_reasoning: route`` the client's effort (or thinking) is a
+    ceiling, not an order: the score still picks the tier. ``none`` (thinking disabled)
+    allows only the fast tier; ``enabled`` (thinking on, no level) allows the policy's
+    effort; a level lowers a higher effort to it. A decision the ceiling changed says so.
+
+    >>> d = RouteDecision("reasoning", 0.9, 0.4, "balanced", ABOVE_THRESHOLD, "r", "high")
+    >>> cap_reasoning(d, "low", TierTarget("f")).reasoning_effort
+    'low'
+    """
+    if decision.tier != "reasoning" or ceiling == "enabled":
+        return decision
+    if ceiling == "none":
+        return replace(decision, tier="fast", reason=CLIENT_CEILING, model=fast.model,
+                       reasoning_effort=fast.reasoning_effort)  # fmt: skip
+    if ceiling not in EFFORT_STEPS:
+        return decision
+    effort = decision.reasoning_effort
+    if effort in EFFORT_STEPS and EFFORT_STEPS.index(effort) <= EFFORT_STEPS.index(ceiling):
+        return decision
+    return replace(decision, reasoning_effort=ceiling, reason=CLIENT_CEILING)
 
 
 def effort_for(score: float, threshold: float, base: str | None) -> str | None:
@@ -334,6 +362,8 @@ def explain(decision: RouteDecision) -> str:
         SHARE_CAP: "the tenant's cap on its share of reasoning calls keeps this one fast",
         BUDGET_DEGRADED: "the tenant's budget is nearly spent, so only the fast tier answers",
         TIER_NOT_ALLOWED: "the tenant may not use the chosen tier",
+        CLIENT_CEILING: "the score chose reasoning, held at or below the reasoning the request "
+        "set (the tenant routes clients' reasoning)",
         VERIFIER_AGREED: "a cheap verifier gave the fast model's answer too, so it was kept",
         VERIFIER_DISAGREED: "a cheap verifier disagreed with the fast model's answer, so the "
         "reasoning tier answered",

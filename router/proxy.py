@@ -49,6 +49,7 @@ from router.policy import (
     RouteDecision,
     TierTarget,
     budget_limits,
+    cap_reasoning,
     cascade_choice,
     route_request,
 )
@@ -64,7 +65,13 @@ from router.state.shadow_records import ShadowRecords
 from router.state.store import Store
 from router.streaming import empty, metered, replay
 from router.upstream.cascade import SELF, CascadeAnswer, CascadeTargets, answer_cascaded
-from router.upstream.dispatch import Dispatcher, Served, Target, configure_litellm
+from router.upstream.dispatch import (
+    CLIENT_REASONING_PARAMS,
+    Dispatcher,
+    Served,
+    Target,
+    configure_litellm,
+)
 from router.upstream.shadow import ShadowJob, ShadowRunner
 
 __all__ = ["AUTO_MODELS", "Router"]
@@ -333,7 +340,8 @@ class Router:
         when it has one, and scores come from the shared score cache. What the
         budget cannot cover is only found when a completion reserves it.
         """
-        return (await self._route(_as_request(request), tenant, latency_limit_s)).decision
+        request = _client_ceiling(_as_request(request), tenant)
+        return (await self._route(request, tenant, latency_limit_s)).decision
 
     def plan_cascade(
         self,
@@ -344,7 +352,7 @@ class Router:
         """Whether a completion decided as ``decision`` would go through the cascade, and
         why (None: no cascade is configured). What the budget cannot cover is only found
         when a completion reserves it."""
-        request = _as_request(request)
+        request = _client_ceiling(_as_request(request), tenant)
         is_routed = request.model in AUTO_MODELS and request.requested_effort is None
         return self._cascade_choice(_Routed(decision, is_routed, None, None), request, tenant)
 
@@ -373,7 +381,7 @@ class Router:
         ``headers`` are the client's, read for cache controls (``cache-control:
         no-cache``); the body's ``cache`` field works too.
         """
-        request = _as_request(request)
+        request = _client_ceiling(_as_request(request), tenant)
         if request.stream:
             raise InvalidRequestError("use astream() for a streaming request", param="stream")
         plan = await self._aplan(request, tenant, latency_limit_s, headers or {})
@@ -416,7 +424,7 @@ class Router:
 
         A cached answer is replayed as a stream, whichever kind of request stored it.
         """
-        request = _as_request(request)
+        request = _client_ceiling(_as_request(request), tenant)
         plan = await self._aplan(request, tenant, latency_limit_s, headers or {})
         self.tracing.annotate(_traced(plan, tenant))
         if plan.hit is not None:
@@ -783,7 +791,7 @@ class Router:
         fast_only_reason: str | None,
         scores: tuple[float, float | None] | None,
     ) -> RouteDecision:
-        return self.decide(
+        decision = self.decide(
             request.messages,
             model=request.model,
             tenant=tenant,
@@ -793,6 +801,10 @@ class Router:
             fast_only_reason=fast_only_reason,
             scores=scores,
         )
+        if request.reasoning_ceiling is None or decision.tier == "direct":
+            return decision
+        fast = self._tier_targets().get("fast") or TierTarget(model=None)
+        return cap_reasoning(decision, request.reasoning_ceiling, fast)
 
     def _plan(self, decision: RouteDecision, tenant: TenantConfig | None) -> _Plan:
         """Where a decided request is sent: its target, and the other tier as fallback."""
@@ -925,6 +937,18 @@ def _run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
         loop.run_forever()
     finally:
         loop.close()
+
+
+def _client_ceiling(request: ChatRequest, tenant: TenantConfig | None) -> ChatRequest:
+    """For a tenant with ``client_reasoning: route``, an ``auto`` request's own reasoning
+    becomes a ceiling: taken out of what is sent, and routed under (policy.cap_reasoning).
+    Coding agents set thinking on every call; respected, nothing they send is routed."""
+    effort = request.requested_effort
+    routes = tenant is not None and tenant.client_reasoning == "route"
+    if effort is None or not routes or request.model not in AUTO_MODELS:
+        return request
+    params = {k: v for k, v in request.params.items() if k not in CLIENT_REASONING_PARAMS}
+    return dataclasses.replace(request, params=params, reasoning_ceiling=effort)
 
 
 def _as_request(request: ChatRequest | Mapping[str, Any]) -> ChatRequest:

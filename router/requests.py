@@ -93,6 +93,9 @@ class ChatRequest:
     stream: bool = False
     include_usage: bool = False
     params: dict[str, Any] = field(default_factory=dict)  # forwarded as given
+    # The client's own reasoning, as a ceiling the router decides under (set by the router
+    # for a tenant with client_reasoning: route, once the client's setting is taken out).
+    reasoning_ceiling: str | None = None
 
     def params_for_upstream(self) -> dict[str, Any]:
         """What the model provider sees: the chat and the client's sampling parameters."""

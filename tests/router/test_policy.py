@@ -9,6 +9,7 @@ from router.policy import (
     RouteDecision,
     TierTarget,
     budget_limits,
+    cap_reasoning,
     decide,
     effort_for,
     explain,
@@ -150,3 +151,24 @@ def test_budget_state_becomes_routing_limits(spent, degrade_at, recent, max_shar
         max_reasoning_share=max_share, share_window=10,
     )  # fmt: skip
     assert got == limits
+
+
+@pytest.mark.parametrize(
+    ("tier", "effort", "ceiling", "expected"),
+    [
+        ("reasoning", "high", "low", ("reasoning", "low", "client_reasoning_ceiling")),
+        ("reasoning", "low", "high", ("reasoning", "low", "score_at_or_above_threshold")),
+        ("reasoning", "medium", "medium", ("reasoning", "medium", "score_at_or_above_threshold")),
+        ("reasoning", None, "low", ("reasoning", "low", "client_reasoning_ceiling")),
+        ("reasoning", "high", "enabled", ("reasoning", "high", "score_at_or_above_threshold")),
+        ("reasoning", "high", "none", ("fast", None, "client_reasoning_ceiling")),
+        ("fast", None, "high", ("fast", None, "score_below_threshold")),
+        ("fast", None, "none", ("fast", None, "score_below_threshold")),
+    ],
+)
+def test_a_clients_reasoning_is_a_ceiling_when_routed(tier, effort, ceiling, expected):
+    reason = "score_at_or_above_threshold" if tier == "reasoning" else "score_below_threshold"
+    decision = RouteDecision(tier, 0.5, 0.4, "balanced", reason, tier, effort)
+    capped = cap_reasoning(decision, ceiling, TierTarget("fast"))
+    assert (capped.tier, capped.reasoning_effort, capped.reason) == expected
+    assert capped.score == decision.score  # the score still explains the decision
