@@ -43,6 +43,8 @@ BUDGET_DEGRADED = "budget_nearly_spent"
 TIER_NOT_ALLOWED = "tier_not_allowed"
 # client_reasoning: route: the client's own effort is a ceiling the decision was held under.
 CLIENT_CEILING = "client_reasoning_ceiling"
+AGENT_STALLED = "agent_stalled"
+CONTEXT_WINDOW = "context_window"
 # Where the cascade answered: the decision's tier is the one whose answer was sent.
 VERIFIER_AGREED = "verifier_agreed"
 VERIFIER_DISAGREED = "verifier_disagreed"
@@ -114,6 +116,8 @@ def route_request(
     threshold_floor: float | None = None,
     fast_only_reason: str | None = None,
     allowed_tiers: Sequence[Tier] = ("fast", "reasoning"),
+    stalled: bool = False,
+    too_long_for_fast: bool = False,
 ) -> RouteDecision:
     """The full decision for a routed request: tier, model and effort.
 
@@ -125,6 +129,10 @@ def route_request(
        the other tier and the new score is within ``STICKY_MARGIN`` of the
        threshold, the conversation stays where it was: a chat should not
        bounce between models turn by turn on noise.
+       An agent that has ``stalled`` (failing or repeated tool calls, see
+       :mod:`classifier.agent_turns`) goes one step up: fast to reasoning, or
+       reasoning one effort higher. A prompt ``too_long_for_fast`` (past the
+       fast model's context window) goes to the reasoning tier.
     3. A latency limit the reasoning tier cannot meet sends the request fast,
        and the reason says so.
     4. The tenant's constraints: a ``threshold_floor`` (from its reasoning
@@ -141,6 +149,11 @@ def route_request(
         before: Tier = "reasoning" if previous_score >= threshold else "fast"
         if before != tier and abs(score - threshold) < STICKY_MARGIN:
             tier, reason = before, STICKY
+    step_up = stalled and tier == "reasoning"  # already reasoning: one effort higher
+    if stalled:
+        tier, reason = "reasoning", AGENT_STALLED
+    if too_long_for_fast and tier == "fast":
+        tier, reason = "reasoning", CONTEXT_WINDOW
     if tier == "reasoning" and latency_limit_s is not None:
         typical = tiers["reasoning"].typical_latency_s
         if typical is not None and typical > latency_limit_s:
@@ -155,6 +168,8 @@ def route_request(
     effort = target.reasoning_effort
     if tier == "reasoning":
         effort = effort_for(score, threshold, effort)
+        if step_up and effort in EFFORT_STEPS:
+            effort = EFFORT_STEPS[min(EFFORT_STEPS.index(effort) + 1, len(EFFORT_STEPS) - 1)]
     return replace(decision, tier=tier, reason=reason, model=target.model, reasoning_effort=effort)
 
 
@@ -362,6 +377,8 @@ def explain(decision: RouteDecision) -> str:
         SHARE_CAP: "the tenant's cap on its share of reasoning calls keeps this one fast",
         BUDGET_DEGRADED: "the tenant's budget is nearly spent, so only the fast tier answers",
         TIER_NOT_ALLOWED: "the tenant may not use the chosen tier",
+        AGENT_STALLED: "the agent's last tool calls failed or repeated: one step up",
+        CONTEXT_WINDOW: "the prompt does not fit the fast model's context window",
         CLIENT_CEILING: "the score chose reasoning, held at or below the reasoning the request "
         "set (the tenant routes clients' reasoning)",
         VERIFIER_AGREED: "a cheap verifier gave the fast model's answer too, so it was kept",

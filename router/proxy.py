@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from classifier.agent_turns import is_stalled
 from classifier.model import DifficultyClassifier
 from router import sdk
-from router.accounting import Ticket, open_ticket, tolerant
+from router.accounting import Ticket, estimate_prompt_tokens, open_ticket, tolerant
 from router.answers import AnswerCache, CacheEntry
 from router.completions import Completion, StreamingCompletion, Timings
 from router.config import Config, TenantConfig, TierName, load_config
@@ -71,6 +72,7 @@ from router.upstream.dispatch import (
     Served,
     Target,
     configure_litellm,
+    context_window,
 )
 from router.upstream.shadow import ShadowJob, ShadowRunner
 
@@ -84,6 +86,8 @@ AUTO_MODELS = ("auto", *(f"auto:{mode}" for mode in MODES), VERIFY_MODEL)
 ANONYMOUS_TENANT = "_"
 # Typical time to a full answer, used against latency limits until measured.
 TYPICAL_LATENCY_S = {"fast": 3.0, "reasoning": 30.0}
+# Prompts up to this many (estimated) tokens fit any chat model's context window.
+SMALLEST_WINDOW = 8_000
 NO_PROVIDER = (
     "no model provider is configured: set OPENAI_API_KEY, ANTHROPIC_API_KEY or "
     "OLLAMA_API_BASE, or start the proxy with --config FILE"
@@ -324,7 +328,23 @@ class Router:
             threshold_floor=limits.threshold_floor,
             fast_only_reason=limits.fast_only_reason,
             allowed_tiers=allowed_tiers,
+            stalled=is_stalled(messages),
+            too_long_for_fast=self._too_long_for_fast(messages),
         )
+
+    def _too_long_for_fast(self, messages: Sequence[Mapping[str, Any]]) -> bool:
+        """Whether the prompt is past the fast model's context window and fits the
+        reasoning model's (a window nobody knows fits everything)."""
+        tokens = estimate_prompt_tokens(messages)  # errs high: 3 characters a token
+        if tokens <= SMALLEST_WINDOW or not self.config.tiers:
+            return False  # every chat model takes this much; LiteLLM's map is not read
+        fast = self.config.deployment(self.config.tiers["fast"].model)
+        reasoning = self.config.deployment(self.config.tiers["reasoning"].model)
+        assert fast is not None and reasoning is not None  # the config checked both
+        fast_window, reasoning_window = context_window(fast), context_window(reasoning)
+        if fast_window is None or tokens <= fast_window:
+            return False
+        return reasoning_window is None or tokens <= reasoning_window
 
     async def plan_route(
         self,

@@ -392,6 +392,26 @@ def cost_usd(deployment: ModelDeployment, usage: dict[str, Any] | None) -> float
     return float(prompt_cost + completion_cost)
 
 
+def context_window(deployment: ModelDeployment) -> int | None:
+    """The most input tokens the model takes: ``model_info.max_input_tokens`` if set, else
+    LiteLLM's model map; None where neither knows (then no prompt is judged too long)."""
+    configured = (deployment.model_info.model_extra or {}).get("max_input_tokens")
+    if isinstance(configured, int) and configured > 0:
+        return configured
+    return _known_window(deployment.litellm_model)
+
+
+@functools.lru_cache(maxsize=256)
+def _known_window(litellm_model: str) -> int | None:
+    import litellm
+
+    try:
+        known = litellm.get_model_info(litellm_model).get("max_input_tokens")
+    except Exception:  # a model the map does not list
+        return None
+    return int(known) if isinstance(known, int) and known > 0 else None
+
+
 def count_prompt_tokens(
     deployment: ModelDeployment, messages: list[dict[str, Any]], tools: Any = None
 ) -> int:

@@ -147,3 +147,73 @@ def test_the_route_endpoint_decides_the_same_way(server, clean_upstream):
     headers = {"authorization": f"Bearer {AGENT_KEY}"}
     planned = httpx.post(f"{server.url}/v1/route", json=body, headers=headers).json()
     assert planned["tier"] == "fast" and planned["score"] is not None
+
+
+def tool_loop(results: list[str], *, same_call: bool = False) -> list[dict]:
+    """An agent's messages: a human request, then tool calls and their results."""
+    messages: list[dict] = [{"role": "user", "content": EASY}]
+    for k, text in enumerate(results):
+        arguments = {"command": "pytest -q"} if same_call else {"command": f"step {k}"}
+        messages.append(
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": f"t{k}", "name": "bash", "input": arguments}
+                ],
+            }
+        )
+        messages.append({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": f"t{k}", "content": text,
+             "is_error": text.startswith("boom")}]})  # fmt: skip
+    return messages
+
+
+COMMAND = {"type": "object", "properties": {"command": {"type": "string"}}}
+TOOLS = [{"name": "bash", "description": "Run a shell command.", "input_schema": COMMAND}]
+
+
+def test_a_tool_relay_turn_goes_fast_without_thinking(claude, clean_upstream):
+    # A long file read in the tool result is not what is scored: the human request is.
+    raw = claude().messages.with_raw_response.create(
+        model="auto", max_tokens=4000, thinking=THINKING, tools=TOOLS,
+        messages=tool_loop(["def f(x):\n    return x * 2\n" * 200]),
+    )  # fmt: skip
+    assert raw.headers["x-thinkroute-tier"] == "fast"
+    assert "reasoning_effort" not in sent(clean_upstream)
+    assert raw.parse().content  # a valid message
+
+
+def test_three_failing_tool_results_escalate_as_a_stalled_agent(claude, clean_upstream):
+    raw = claude().messages.with_raw_response.create(
+        model="auto", max_tokens=4000, thinking=THINKING, tools=TOOLS,
+        messages=tool_loop(["boom: 2 failed", "boom: 2 failed", "boom: 1 failed"]),
+    )  # fmt: skip
+    assert raw.headers["x-thinkroute-tier"] == "reasoning"
+    assert raw.headers["x-thinkroute-reason"] == "agent_stalled"
+
+
+def test_the_same_call_again_and_again_is_a_stall_too(claude, clean_upstream):
+    raw = claude().messages.with_raw_response.create(
+        model="auto", max_tokens=4000, tools=TOOLS,
+        messages=tool_loop(["ok", "ok", "ok"], same_call=True),
+    )  # fmt: skip
+    assert raw.headers["x-thinkroute-reason"] == "agent_stalled"
+
+
+def test_a_prompt_past_the_fast_window_goes_to_a_tier_it_fits(
+    serve_on_redis, clean_upstream, run_id
+):
+    config = proxy_config(clean_upstream.base_url)
+    fast = config.model_list[0]
+    small = fast.model_copy(
+        update={"model_info": fast.model_info.model_copy(update={"max_input_tokens": 9_000})}
+    )
+    config = config.model_copy(update={"model_list": [small, *config.model_list[1:]]})
+    server = serve_on_redis(config)
+    huge = "Here is our changelog, summarise it in one line:\n" + "fixed a typo. " * 3_000
+    body = {"model": "auto", "messages": [{"role": "user", "content": huge}]}
+    response = httpx.post(f"{server.url}/v1/chat/completions", json=body,
+                          headers={"authorization": f"Bearer {ACME_KEY}"}, timeout=30)  # fmt: skip
+    assert response.status_code == 200
+    assert response.headers["x-thinkroute-tier"] == "reasoning"
+    assert response.headers["x-thinkroute-reason"] == "context_window"

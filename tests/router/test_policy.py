@@ -172,3 +172,30 @@ def test_a_clients_reasoning_is_a_ceiling_when_routed(tier, effort, ceiling, exp
     capped = cap_reasoning(decision, ceiling, TierTarget("fast"))
     assert (capped.tier, capped.reasoning_effort, capped.reason) == expected
     assert capped.score == decision.score  # the score still explains the decision
+
+
+@pytest.mark.parametrize(
+    ("score", "options", "expected"),
+    [
+        (0.2, {"stalled": True}, ("reasoning", "agent_stalled")),
+        (0.2, {"too_long_for_fast": True}, ("reasoning", "context_window")),
+        (0.9, {"too_long_for_fast": True}, ("reasoning", "score_at_or_above_threshold")),
+        # Money and the tenant's tiers still win over a stall.
+        (0.2, {"stalled": True, "fast_only_reason": "budget_nearly_spent"},
+         ("fast", "budget_nearly_spent")),
+        (0.2, {"stalled": True, "allowed_tiers": ("fast",)}, ("fast", "tier_not_allowed")),
+    ],
+)  # fmt: skip
+def test_a_stalled_agent_or_a_long_prompt_goes_up_a_tier(score, options, expected):
+    tiers = {"fast": TierTarget("f"), "reasoning": TierTarget("r", reasoning_effort="medium")}
+    decision = route_request(score, mode="balanced", thresholds=THRESHOLDS, tiers=tiers, **options)
+    assert (decision.tier, decision.reason) == expected
+
+
+def test_a_stalled_agent_already_reasoning_thinks_one_step_harder():
+    tiers = {"fast": TierTarget("f"), "reasoning": TierTarget("r", reasoning_effort="medium")}
+    plain = route_request(0.6, mode="balanced", thresholds=THRESHOLDS, tiers=tiers)
+    stalled = route_request(0.6, mode="balanced", thresholds=THRESHOLDS, tiers=tiers,
+                            stalled=True)  # fmt: skip
+    assert (plain.reasoning_effort, stalled.reasoning_effort) == ("low", "medium")
+    assert stalled.reason == "agent_stalled"
