@@ -27,6 +27,13 @@ background, the pair graded and recorded), interleaved with the rest;
 background work of one shadowed request overlaps the next requests of every target,
 so it also shows in the others, as it would for a real fleet's other requests.
 
+``--cascade`` configures a cascade (``cascade: {verifier: self, band: 0}``: it is
+considered for every routed request and runs for none) and adds ``auto_cascade``: the
+same requests from a second tenant that has it on (the ``bench`` tenant has
+``cascade: false``); ``cascade.added_p50_ms`` is its round trip minus ``auto``'s: what
+the cascade costs a request it does not run on (issue 16's target: nothing
+measurable), and ``cascade.header`` what such a request's ``x-thinkroute-cascade`` said.
+
 ``--api responses`` adds ``auto_responses`` and ``pinned_responses``: the same requests
 sent to ``POST /v1/responses`` (OpenAI's Responses API, translated to chat completions),
 interleaved with the rest; ``responses_vs_chat_*`` is the Responses round trip minus the
@@ -61,6 +68,7 @@ from typing import Any
 
 KEY = "sk-bench-0123456789"
 SHADOW_KEY = "sk-bench-shadowed-0123456789"  # a tenant with shadow rate 1.0 (--shadow)
+CASCADE_KEY = "sk-bench-cascading-0123456789"  # a tenant with the cascade on (--cascade)
 STARTUP_TIMEOUT_S = 120.0
 REQUEST_TIMEOUT_S = 30.0
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,7 +104,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_config(directory: str, upstream_base: str, *, shadow: bool = False) -> str:
+def write_config(
+    directory: str, upstream_base: str, *, shadow: bool = False, cascade: bool = False
+) -> str:
     def model(name: str, upstream_model: str, cost_in: float, cost_out: float) -> str:
         return (
             f"  - model_name: {name}\n"
@@ -115,6 +125,8 @@ def write_config(directory: str, upstream_base: str, *, shadow: bool = False) ->
         "  reasoning: {model: reasoning, reasoning_effort: medium}\n"
         "tenants:\n"
         f"  - name: bench\n    api_keys: ['{KEY}']\n"
+        + ("    cascade: false\n" if cascade else "")
+        + (f"  - name: cascading\n    api_keys: ['{CASCADE_KEY}']\n" if cascade else "")
         + (
             # A fresh name each run: a shared Redis keeps a tenant's figures for the day.
             f"  - name: shadowed-{uuid.uuid4().hex[:8]}\n    api_keys: ['{SHADOW_KEY}']\n"
@@ -124,6 +136,7 @@ def write_config(directory: str, upstream_base: str, *, shadow: bool = False) ->
         )
         + "classifier: {cache_size: 0}\n"
         "dispatch: {num_retries: 0, timeout_s: 30}\n"
+        + ("cascade: {verifier: self, band: 0.0}\n" if cascade else "")
     )
     path = os.path.join(directory, "thinkroute-bench.yaml")
     Path(path).write_text(text, encoding="utf-8")
@@ -176,14 +189,14 @@ def wait_ready(
 
 @contextlib.contextmanager
 def servers(
-    env: dict[str, str], *, workers: int = 1, shadow: bool = False
+    env: dict[str, str], *, workers: int = 1, shadow: bool = False, cascade: bool = False
 ) -> Iterator[tuple[str, str]]:
     """The simulator and the proxy, ready; both stopped on the way out."""
     with tempfile.TemporaryDirectory(prefix="thinkroute-bench-") as tmp:
         up_port, proxy_port = free_port(), free_port()
         up_url, proxy_url = f"http://127.0.0.1:{up_port}", f"http://127.0.0.1:{proxy_port}"
         up_log, proxy_log = Path(tmp, "upstream.log"), Path(tmp, "proxy.log")
-        config = write_config(tmp, f"{up_url}/v1", shadow=shadow)
+        config = write_config(tmp, f"{up_url}/v1", shadow=shadow, cascade=cascade)
         upstream = start(["sim-upstream", "--port", str(up_port)], up_log, env)
         proxy = None
         try:
@@ -339,6 +352,17 @@ def shadow_figures(proxy: str) -> dict[str, Any]:
     return {name: figures.get(name) for name in names}
 
 
+def cascade_said(proxy: str) -> str | None:
+    """What x-thinkroute-cascade says for one of the cascading tenant's requests."""
+    import httpx
+
+    headers = {"authorization": f"Bearer {CASCADE_KEY}"}
+    response = httpx.post(
+        f"{proxy}/v1/chat/completions", json=body("auto", 0), headers=headers, timeout=30
+    )
+    return response.headers.get("x-thinkroute-cascade")
+
+
 def versions() -> dict[str, str]:
     from importlib.metadata import version
 
@@ -371,13 +395,21 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also measure a tenant whose every routed request is shadowed (shadow rate 1.0)",
     )
+    parser.add_argument(
+        "--cascade",
+        action="store_true",
+        help="also measure a tenant with a cascade configured that runs for none of its requests",
+    )
     args = parser.parse_args(argv)
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     env.pop("THINKROUTE_API_KEY", None)  # the config file names the tenant
     load_before = os.getloadavg()[0]
     began = time.monotonic()
-    with servers(env, workers=args.workers, shadow=args.shadow) as (up, proxy):
+    with servers(env, workers=args.workers, shadow=args.shadow, cascade=args.cascade) as (
+        up,
+        proxy,
+    ):
         startup_s = time.monotonic() - began
         targets = {
             "direct": (f"{up}/v1/chat/completions", lambda i: body("fast-model", i)),
@@ -397,7 +429,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.shadow:
             targets["auto_shadow"] = (f"{proxy}/v1/chat/completions", lambda i: body("auto", i))
             keys["auto_shadow"] = SHADOW_KEY
+        if args.cascade:
+            targets["auto_cascade"] = (f"{proxy}/v1/chat/completions", lambda i: body("auto", i))
+            keys["auto_cascade"] = CASCADE_KEY
         c1 = sequential(targets, args.n, args.warmup, time.monotonic() + args.budget, keys)
+        cascade_header = cascade_said(proxy) if args.cascade else None
         shadowed = shadow_figures(proxy) if args.shadow else None
         load_mid = os.getloadavg()[0]
         c = args.concurrency
@@ -448,6 +484,14 @@ def main(argv: list[str] | None = None) -> int:
             "p50_ms": round(p["auto_shadow"][0], 2),
             "n": len(c1["auto_shadow"]),
             **shadowed,
+        }
+    if cascade_header is not None:
+        result["cascade"] = {
+            "added_p50_ms": round(p["auto_cascade"][0] - p["auto"][0], 2),
+            "added_p99_ms": round(p["auto_cascade"][1] - p["auto"][1], 2),
+            "p50_ms": round(p["auto_cascade"][0], 2),
+            "n": len(c1["auto_cascade"]),
+            "header": cascade_header,
         }
     if args.api == "responses":
         result["responses"] = {
