@@ -41,7 +41,7 @@ class Completion:
     cost_usd: float
     cache: str = "bypass"  # hit | miss | bypass
     timings: Timings = field(default_factory=lambda: Timings())
-    # What the cascade did (agreed | escalated | no_answer | fast_failed | skipped:<why>);
+    # What the cascade did (agreed | kept | escalated | no_answer | fast_failed | skipped:<why>);
     # None where no cascade is configured.
     cascade: str | None = None
 
@@ -67,7 +67,7 @@ class StreamingCompletion:
     usage: dict[str, Any] | None = field(default=None)
     cache: str = "bypass"  # hit | miss | bypass
     timings: Timings = field(default_factory=lambda: Timings())
-    # What the cascade did (agreed | escalated | no_answer | fast_failed | skipped:<why>);
+    # What the cascade did (agreed | kept | escalated | no_answer | fast_failed | skipped:<why>);
     # None where no cascade is configured.
     cascade: str | None = None
 

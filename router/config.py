@@ -538,6 +538,12 @@ class CascadeConfig(_Strict):
         description="Cascade streaming requests too; their first token then waits for the "
         "whole chosen answer, which is replayed as a stream",
     )
+    verifier_head: bool = Field(
+        default=False,
+        description="Where both replies have a final answer, escalate by the learned verifier "
+        "head (classifier/default/verifier.json: P(reasoning better) from both replies and the "
+        "score, against the mode's threshold) instead of by whether the answers differ",
+    )
 
 
 class SemanticCacheSettings(BaseModel):

@@ -48,6 +48,7 @@ CONTEXT_WINDOW = "context_window"
 # Where the cascade answered: the decision's tier is the one whose answer was sent.
 VERIFIER_AGREED = "verifier_agreed"
 VERIFIER_DISAGREED = "verifier_disagreed"
+VERIFIER_HEAD_KEPT = "verifier_head_kept"
 
 # Why the cascade ran or not (x-thinkroute-cascade: skipped:<reason>, the decision log).
 CASCADE_OFF = "cascade_off"
@@ -382,6 +383,8 @@ def explain(decision: RouteDecision) -> str:
         CLIENT_CEILING: "the score chose reasoning, held at or below the reasoning the request "
         "set (the tenant routes clients' reasoning)",
         VERIFIER_AGREED: "a cheap verifier gave the fast model's answer too, so it was kept",
+        VERIFIER_HEAD_KEPT: "the answers differ, but the verifier head judged the fast one "
+        "likely good enough",
         VERIFIER_DISAGREED: "a cheap verifier disagreed with the fast model's answer, so the "
         "reasoning tier answered",
     }.get(decision.reason, decision.reason)

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from classifier.agent_turns import is_stalled
 from classifier.model import DifficultyClassifier
+from classifier.verifier import VerifierHead, answer_features
 from router import sdk
 from router.accounting import Ticket, estimate_prompt_tokens, open_ticket, tolerant
 from router.answers import AnswerCache, CacheEntry
@@ -45,6 +46,7 @@ from router.policy import (
     MODES,
     VERIFIER_AGREED,
     VERIFIER_DISAGREED,
+    VERIFIER_HEAD_KEPT,
     BudgetLimits,
     CascadeChoice,
     RouteDecision,
@@ -188,6 +190,7 @@ class Router:
             )
         )
         self._dispatcher = dispatcher
+        self._verifier_head: VerifierHead | None = None  # loaded by the first cascade using it
         self.shadows = _shadow_runner(self) if store is not None else None
 
     @classmethod
@@ -661,6 +664,20 @@ class Router:
             also=(verifier, targets.reasoning),  # type: ignore[arg-type]  # SELF resolved
         )  # fmt: skip
 
+    def _verifier_rule(self, decision: RouteDecision) -> Callable[[str | None, str | None], bool]:
+        """Escalate where the verifier head's P(reasoning better) reaches the mode's threshold."""
+        if self._verifier_head is None:
+            self._verifier_head = VerifierHead.load()
+        head = self._verifier_head
+        threshold = head.thresholds_[decision.mode]
+        score = decision.score or 0.0
+
+        def escalates(fast_text: str | None, verifier_text: str | None) -> bool:
+            row = answer_features(score, fast_text, verifier_text)
+            return bool(head.score([row])[0] >= threshold)
+
+        return escalates
+
     async def _answer_cascaded(
         self, plan: _Plan, request: ChatRequest, ticket: Ticket
     ) -> tuple[dict[str, Any], Served, float]:
@@ -685,6 +702,7 @@ class Router:
             decided="fast" if decision.tier == "fast" else "reasoning",
             may_fall_back=_fallback(plan, ticket) is not None or decision.tier == "reasoning",
             verifier_timeout_s=settings.verifier_timeout_s,
+            escalate_when=self._verifier_rule(decision) if settings.verifier_head else None,
         )  # fmt: skip
         plan.cascade = CascadeChoice(True, answer.label)
         by = answer.answered_by
@@ -693,8 +711,10 @@ class Router:
             raise answer.error or UpstreamUnavailableError("the cascade produced no answer")
         tier: TierName = "fast" if by is targets.fast else "reasoning"
         is_fallback = tier == "reasoning" and decision.tier == "fast" and not answer.escalated
-        if answer.label == "agreed" or answer.escalated:
-            reason = VERIFIER_AGREED if answer.label == "agreed" else VERIFIER_DISAGREED
+        if answer.label in ("agreed", "kept") or answer.escalated:
+            reason = {"agreed": VERIFIER_AGREED, "kept": VERIFIER_HEAD_KEPT}.get(
+                answer.label, VERIFIER_DISAGREED
+            )
             plan.decision = dataclasses.replace(
                 decision, tier=tier, reason=reason, model=by.model_name,
                 reasoning_effort=by.reasoning_effort,

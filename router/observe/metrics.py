@@ -80,7 +80,8 @@ class RequestOutcome:
     is_fallback: bool = False
     is_stream: bool = False
     cache: str | None = None  # hit | miss | bypass
-    cascade: str | None = None  # agreed | escalated | no_answer | fast_failed | skipped:<why>
+    # agreed | kept | escalated | no_answer | fast_failed | skipped:<why> (None: no cascade)
+    cascade: str | None = None
     cost_usd: float = 0.0
     baseline_usd: float = 0.0  # the same usage at the reasoning tier's prices
     reserved_usd: float = 0.0  # what the budget held before settling (0: nothing)
@@ -230,7 +231,7 @@ class Metrics:
         if self.cascades is None:
             self.cascades = Counter(
                 "thinkroute_cascade", "Routed requests where a cascade is configured, by what "
-                "it did: agreed, escalated, no_answer, fast_failed, or skipped",
+                "it did: agreed, kept, escalated, no_answer, fast_failed, or skipped",
                 ["tenant", "outcome"], registry=self.registry,
             )  # fmt: skip
         return self.cascades

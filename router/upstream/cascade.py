@@ -49,7 +49,8 @@ TargetT = TypeVar("TargetT")
 CascadeResult = Literal["agreed", "escalate", "no_answer"]
 Call = Callable[[TargetT, ChatRequest], Awaitable[dict[str, Any]]]
 # What a client sees in x-thinkroute-cascade for a cascade that ran.
-Label = Literal["agreed", "escalated", "no_answer", "fast_failed"]
+# "kept": the verifier head kept the fast answer although the two final answers differ.
+Label = Literal["agreed", "kept", "escalated", "no_answer", "fast_failed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +188,7 @@ async def answer_cascaded(
     decided: Literal["fast", "reasoning"],
     may_fall_back: bool = True,
     verifier_timeout_s: float = DEFAULT_VERIFIER_TIMEOUT_S,
+    escalate_when: Callable[[str | None, str | None], bool] | None = None,
 ) -> CascadeAnswer[TargetT]:
     """Verify, then escalate: the answer to send for a request the cascade runs on.
 
@@ -194,6 +196,8 @@ async def answer_cascaded(
     comparable answer the prompt-only decision (``decided``) stands: the fast answer,
     or the reasoning tier's. A failed fast call goes to the reasoning tier where
     ``may_fall_back`` (as an uncascaded request would fall back), else fails.
+    ``escalate_when(fast_text, verifier_text)``, if given, decides where both replies
+    have a final answer (the verifier head), in place of comparing them.
     """
     outcome = await run_cascade(
         request, call=call, fast=targets.fast, verifier=targets.verifier,
@@ -201,13 +205,19 @@ async def answer_cascaded(
     )  # fmt: skip
     billed = [(c.target, c.usage or {}) for c in outcome.calls]
     fast_failed = outcome.fast.response is None
-    if outcome.result == "agreed" or (outcome.result == "no_answer" and decided == "fast"):
+    result = outcome.result
+    kept_label: Label = "agreed"
+    if escalate_when is not None and result != "no_answer":
+        kept_label = "agreed" if result == "agreed" else "kept"
+        escalates = escalate_when(outcome.fast.content, outcome.verifier.content)
+        result = "escalate" if escalates else "agreed"
+    if result == "agreed" or (result == "no_answer" and decided == "fast"):
         if not fast_failed:
-            label: Label = "agreed" if outcome.result == "agreed" else "no_answer"
+            label: Label = kept_label if result == "agreed" else "no_answer"
             return CascadeAnswer(label, outcome.fast.response, targets.fast, billed)
         if not may_fall_back:
             return CascadeAnswer("fast_failed", None, None, billed, error=outcome.fast.error)
-    label = "escalated" if outcome.result == "escalate" else "no_answer"
+    label = "escalated" if result == "escalate" else "no_answer"
     if fast_failed:
         label = "fast_failed"
     try:
@@ -215,7 +225,7 @@ async def answer_cascaded(
     except Exception as exc:  # charged for what was made, then raised by the caller
         return CascadeAnswer(label, None, None, billed, error=exc)
     billed.append((targets.reasoning, _usage(response)))
-    escalated = outcome.result == "escalate"
+    escalated = result == "escalate"
     return CascadeAnswer(label, response, targets.reasoning, billed, escalated=escalated)
 
 

@@ -330,3 +330,26 @@ def test_models_lists_auto_verify_where_a_cascade_is_configured(start, tenant):
     headers = {"authorization": f"Bearer sk-{tenant}-key"}
     listed = [m["id"] for m in httpx.get(f"{server.url}/v1/models", headers=headers).json()["data"]]
     assert "auto:verify" in listed
+
+
+def test_the_verifier_head_can_keep_differing_answers_where_reasoning_rarely_helps(
+    start, tenant, clean_upstream
+):
+    # A clear chat score, forced through the cascade: the answers differ, and the head
+    # (P(reasoning better) about 0.2 here, threshold 0.41) keeps the fast one.
+    server = start(CLEAR_CHAT, verifier_head=True)
+    answers(clean_upstream, fast="The answer is 290.", flash="The answer is 300.")
+    response = ask(server, tenant, model="auto:verify")
+    assert response.headers["x-thinkroute-cascade"] == "kept"
+    assert response.headers["x-thinkroute-reason"] == "verifier_head_kept"
+    assert called(clean_upstream) == ["fast-model", "flash-model"]
+
+
+def test_the_verifier_head_escalates_differing_answers_near_the_threshold(
+    start, tenant, clean_upstream
+):
+    server = start(NEAR_BELOW, verifier_head=True)
+    answers(clean_upstream, fast="The answer is 290.", flash="The answer is 300.")
+    response = ask(server, tenant)
+    assert response.headers["x-thinkroute-cascade"] == "escalated"
+    assert response.headers["x-thinkroute-tier"] == "reasoning"
