@@ -12,8 +12,8 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from classifier import evaluate, train
 from classifier.errors import ClassifierError
@@ -23,8 +23,11 @@ from router.policy import MODES, explain
 
 if TYPE_CHECKING:
     from router.config import Config
+    from router.state.store import Store
 
 __all__ = ["main"]
+
+T = TypeVar("T")
 
 
 def _add_route_arguments(parser: argparse.ArgumentParser) -> None:
@@ -250,12 +253,9 @@ def _add_export_decisions_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_export_decisions(args: argparse.Namespace) -> int:
-    import asyncio
     from datetime import datetime
 
-    from router.errors import StoreUnavailableError
     from router.state.decision_log import ExportSummary, export_decisions
-    from router.state.store import Store
 
     url = read_environment().redis_url(explicit=args.redis_url)
     if not url:
@@ -267,19 +267,12 @@ def _run_export_decisions(args: argparse.Namespace) -> int:
     if args.shadow:
         return _run_export_shadow(args, url)
 
-    async def export() -> ExportSummary:
-        store = Store.from_url(url, timeout_s=10.0)
-        try:
-            return await export_decisions(
-                store, args.tenant, args.output, since=since, feedback_only=args.feedback_only
-            )
-        finally:
-            await store.aclose()
+    def export(store: Store) -> Awaitable[ExportSummary]:
+        return export_decisions(
+            store, args.tenant, args.output, since=since, feedback_only=args.feedback_only
+        )
 
-    try:
-        summary = asyncio.run(export())
-    except StoreUnavailableError as exc:
-        raise SystemExit(f"thinkroute export-decisions: {exc}") from None
+    summary = _with_store(url, export)
     print(
         f"thinkroute: wrote {summary.written} records to {args.output} "
         f"({summary.with_feedback} with feedback)"
@@ -293,25 +286,15 @@ def _run_export_decisions(args: argparse.Namespace) -> int:
 
 
 def _run_export_shadow(args: argparse.Namespace, url: str) -> int:
-    import asyncio
 
-    from router.errors import StoreUnavailableError
     from router.state.shadow_records import ShadowExportSummary, export_shadow_records
-    from router.state.store import Store
 
-    async def export() -> ShadowExportSummary:
-        store = Store.from_url(url, timeout_s=10.0)
-        try:
-            return await export_shadow_records(
-                store, args.tenant, args.output, with_features=args.with_features
-            )
-        finally:
-            await store.aclose()
+    def export(store: Store) -> Awaitable[ShadowExportSummary]:
+        return export_shadow_records(
+            store, args.tenant, args.output, with_features=args.with_features
+        )
 
-    try:
-        summary = asyncio.run(export())
-    except StoreUnavailableError as exc:
-        raise SystemExit(f"thinkroute export-decisions: {exc}") from None
+    summary = _with_store(url, export)
     print(f"thinkroute: wrote {summary.written} shadow records to {args.output}")
     if summary.without_text and not args.with_features:
         print(
@@ -319,6 +302,26 @@ def _run_export_shadow(args: argparse.Namespace, url: str) -> int:
             "(--with-features writes them with the head's input features)"
         )
     return 0
+
+
+def _with_store(url: str, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Run ``work`` against the Redis at ``url``; without Redis, a one-line error."""
+    import asyncio
+
+    from router.errors import StoreUnavailableError
+    from router.state.store import Store
+
+    async def run() -> T:
+        store = Store.from_url(url, timeout_s=10.0)
+        try:
+            return await work(store)
+        finally:
+            await store.aclose()
+
+    try:
+        return asyncio.run(run())
+    except StoreUnavailableError as exc:
+        raise SystemExit(f"thinkroute export-decisions: {exc}") from None
 
 
 def _load_config(

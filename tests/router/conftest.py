@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -164,3 +166,17 @@ def router(classifier, clean_upstream):
     """An in-process Router over the simulated upstream: the SDK face, no server between."""
     with Router(config=proxy_config(clean_upstream.base_url), classifier=classifier) as router:
         yield router
+
+
+def decisions(tenant: str, count: int) -> list[dict[str, Any]]:
+    """The tenant's decision log, once it holds ``count`` entries (written in the background)."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        for _ in range(100):
+            raw = client.xrange(f"thinkroute:{{{tenant}}}:decisions")
+            if len(raw) >= count:
+                return [json.loads(fields[b"entry"]) for _, fields in raw]
+            time.sleep(0.05)
+    finally:
+        client.close()
+    raise AssertionError(f"{tenant} logged {len(raw)} decisions, expected {count}")

@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from classifier.data import read_records
@@ -21,7 +20,7 @@ from router.config import ServerConfig
 from router.observe.logs import JsonFormatter
 from router.upstream.simulator import BackgroundServer
 from tests.deploy.test_deploy import METRICS
-from tests.router.conftest import REDIS_URL, UPSTREAM_KEY, proxy_config
+from tests.router.conftest import REDIS_URL, UPSTREAM_KEY, decisions, proxy_config
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Accessing the 'model_(computed_)?fields' attribute:DeprecationWarning",
@@ -104,20 +103,6 @@ def value(families: dict[str, Any], sample_name: str, **labels: str) -> float:
         for s in family.samples
         if s.name == sample_name and labels.items() <= s.labels.items()
     )
-
-
-def decisions(tenant: str, count: int) -> list[dict[str, Any]]:
-    """The tenant's decision log, once it holds ``count`` entries (written in the background)."""
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        for _ in range(100):
-            raw = client.xrange(f"thinkroute:{{{tenant}}}:decisions")
-            if len(raw) >= count:
-                return [json.loads(fields[b"entry"]) for _, fields in raw]
-            time.sleep(0.05)
-    finally:
-        client.close()
-    raise AssertionError(f"{tenant} logged {len(raw)} decisions, expected {count}")
 
 
 def test_metrics_count_what_clients_saw(start, run_id, clean_upstream):

@@ -4,20 +4,17 @@ Through the real proxy, LiteLLM, the simulated upstream and Redis."""
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
 from typing import Any
 
 import anyio
 import httpx
 import pytest
-import redis
 
 from router.config import TenantConfig, build_config
 from router.state.budgets import Budgets
 from router.state.output_estimates import BUCKET_BOUNDS, OutputEstimates, bucket_of, quantile_of
-from tests.router.conftest import REDIS_URL, UPSTREAM_KEY
+from tests.router.conftest import UPSTREAM_KEY, decisions
 
 # gpt-4o-mini's prices: at $2e-6 an output token (the other tests' fast tier) a cold-start
 # reservation of 1,024 tokens would not fit in the issue's $0.002 budget at all.
@@ -98,20 +95,6 @@ async def burst(server: Any, name: str, n: int) -> list[httpx.Response]:
             for i in range(n):
                 group.start_soon(one, i)
     return responses
-
-
-def decisions(tenant: str, count: int) -> list[dict[str, Any]]:
-    """The tenant's decision log, once it holds ``count`` entries (written in the background)."""
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        for _ in range(100):
-            raw = client.xrange(f"thinkroute:{{{tenant}}}:decisions")
-            if len(raw) >= count:
-                return [json.loads(fields[b"entry"]) for _, fields in raw]
-            time.sleep(0.05)
-    finally:
-        client.close()
-    raise AssertionError(f"{tenant} logged {len(raw)} decisions, expected {count}")
 
 
 # -- the histogram, pure ----------------------------------------------------------------
