@@ -119,6 +119,7 @@ def test_agreement_keeps_the_fast_answer_and_charges_both_calls(start, tenant, c
     assert response.headers["x-thinkroute-cascade"] == "agreed"
     assert response.headers["x-thinkroute-tier"] == "fast"
     assert response.headers["x-thinkroute-reason"] == "verifier_agreed"
+    assert response.headers["x-thinkroute-verifier"] == "flash"
     assert called(clean_upstream) == ["fast-model", "flash-model"]
     # The cost header is both calls, as the books are.
     usage = httpx.get(f"{server.url}/v1/usage",
@@ -191,6 +192,7 @@ def test_clear_scores_and_switched_off_tenants_skip_it(
     response = ask(server, tenant)
     assert response.status_code == 200
     assert response.headers["x-thinkroute-cascade"] == header
+    assert "x-thinkroute-verifier" not in response.headers
     assert len(clean_upstream.requests) == 1  # one tier, no verifier
 
 
@@ -209,6 +211,16 @@ def test_a_failing_verifier_never_fails_the_request(start, tenant, clean_upstrea
     response = ask(server, tenant)
     assert response.status_code == 200
     assert content(response) == "The answer is 300."
+    assert response.headers["x-thinkroute-cascade"] == "no_answer"
+
+
+def test_a_verifier_slower_than_its_timeout_is_no_answer(start, tenant, clean_upstream):
+    server = start(NEAR_BELOW, verifier_timeout_s=0.3)
+    answers(clean_upstream, fast="The answer is 290.", flash="The answer is 300.")
+    clean_upstream.control("flash-model", latency_s=3.0)
+    response = ask(server, tenant)
+    assert response.status_code == 200
+    assert content(response) == "The answer is 290."  # the prompt-only decision: fast
     assert response.headers["x-thinkroute-cascade"] == "no_answer"
 
 

@@ -92,6 +92,9 @@ async def serve_chat(request: Request, wire: Wire) -> Response:
     headers["x-thinkroute-cache"] = result.cache
     if result.cascade is not None:
         headers["x-thinkroute-cascade"] = result.cascade
+        settings = found.router.config.cascade
+        if settings is not None and not result.cascade.startswith("skipped:"):
+            headers["x-thinkroute-verifier"] = settings.verifier  # a model_name, or "self"
     if isinstance(result, StreamingCompletion):
         stream = result
 
