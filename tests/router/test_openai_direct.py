@@ -7,6 +7,7 @@ retries and error mapping.
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
 from router.config import build_config
@@ -120,6 +121,11 @@ async def test_a_stream_producing_past_timeout_s_is_not_cut(clean_upstream, dire
         words = [c["choices"][0]["delta"].get("content") async for c in chunks if c["choices"]]
         text = "".join(word or "" for word in words)
         assert text == "[fast-model] answer to: Is 91 prime?"
+        # The simulator books a stream's end after its last bytes: wait for the entry.
+        for _ in range(100):
+            if clean_upstream.streams:
+                break
+            await anyio.sleep(0.02)
         assert clean_upstream.streams[-1]["outcome"] == "completed"
     finally:
         await d.aclose()
