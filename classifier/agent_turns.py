@@ -20,7 +20,7 @@ from typing import Any
 
 from classifier.text import message_text
 
-__all__ = ["STALL_RUN", "is_failed_tool_result", "is_stalled"]
+__all__ = ["STALL_RUN", "has_stalled", "is_failed_tool_result", "is_stalled"]
 
 # This many failed tool results in a row, or identical tool calls in a row, is a stall.
 STALL_RUN = 3
@@ -80,3 +80,42 @@ def _call_keys(message: Mapping[str, Any]) -> list[str]:
             arguments = json.dumps(json.loads(arguments), sort_keys=True)
         keys.append(f"{function.get('name')}:{arguments}")
     return keys
+
+
+def has_stalled(messages: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the agent loop since the last human turn stalled at any point (see
+    :func:`is_stalled`), even if its latest tool results succeed again.
+
+    A loop once escalated stays on the stronger tier until the human speaks again:
+    dropping back on the first good tool result would throw away the reasoning model's
+    prompt cache and hand a recovering agent back to the model that stalled (replayed
+    sessions, ``bench/agent_sessions.py``: two model switches per stalled session).
+
+    >>> call = {"role": "assistant", "tool_calls": [
+    ...     {"type": "function", "function": {"name": "run_tests", "arguments": "{}"}}]}
+    >>> failed = {"role": "tool", "content": "Error: 3 failed, 10 passed"}
+    >>> read = {"role": "assistant", "tool_calls": [
+    ...     {"type": "function", "function": {"name": "read", "arguments": "{}"}}]}
+    >>> loop = [{"role": "user", "content": "fix the tests"}] + [call, failed] * 3
+    >>> ok = [read, {"role": "tool", "content": "def f(): ..."}]
+    >>> is_stalled(loop + ok), has_stalled(loop + ok)
+    (False, True)
+    """
+    loop: list[Mapping[str, Any]] = []
+    for message in reversed(messages):
+        if message.get("role") == "user" and message_text(message).strip():
+            break
+        loop.append(message)
+    failed_run = same_run = 0
+    last_call = None
+    for message in reversed(loop):  # oldest first: one pass, the runs as they grew
+        role = message.get("role")
+        if role == "tool":
+            failed_run = failed_run + 1 if is_failed_tool_result(message) else 0
+        elif role == "assistant":
+            for key in reversed(_call_keys(message)):
+                same_run = same_run + 1 if key == last_call else 1
+                last_call = key
+        if failed_run >= STALL_RUN or same_run >= STALL_RUN:
+            return True
+    return False

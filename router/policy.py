@@ -196,7 +196,9 @@ def cap_reasoning(decision: RouteDecision, ceiling: str, fast: TierTarget) -> Ro
     effort = decision.reasoning_effort
     if effort in EFFORT_STEPS and EFFORT_STEPS.index(effort) <= EFFORT_STEPS.index(ceiling):
         return decision
-    return replace(decision, reasoning_effort=ceiling, reason=CLIENT_CEILING)
+    # A stalled agent's step up is still what decided the tier: it keeps its own reason.
+    reason = AGENT_STALLED if decision.reason == AGENT_STALLED else CLIENT_CEILING
+    return replace(decision, reasoning_effort=ceiling, reason=reason)
 
 
 def effort_for(score: float, threshold: float, base: str | None) -> str | None:

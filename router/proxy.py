@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from classifier.agent_turns import is_stalled
+from classifier.agent_turns import has_stalled
 from classifier.model import DifficultyClassifier
 from classifier.verifier import VerifierHead, answer_features
 from router import sdk
@@ -331,7 +331,7 @@ class Router:
             threshold_floor=limits.threshold_floor,
             fast_only_reason=limits.fast_only_reason,
             allowed_tiers=allowed_tiers,
-            stalled=is_stalled(messages),
+            stalled=has_stalled(messages),  # until the human speaks again
             too_long_for_fast=self._too_long_for_fast(messages),
         )
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from classifier.agent_turns import is_failed_tool_result, is_stalled
+from classifier.agent_turns import has_stalled, is_failed_tool_result, is_stalled
 
 HUMAN = {"role": "user", "content": "The test suite fails on main; find out why and fix it."}
 
@@ -89,3 +89,14 @@ def test_arguments_in_another_key_order_are_the_same_call():
         "name": "grep", "arguments": '{"path": ".", "pattern": "x"}'}}]}  # fmt: skip
     loop = [first, result("no matches"), second, result("no matches"), first, result("none")]
     assert is_stalled([HUMAN, *loop])
+
+
+def test_a_loop_that_stalled_stays_stalled_until_the_human_speaks():
+    # Dropping back to the fast tier on the first good result would switch model twice.
+    failing = [call(path="a"), result(FAILED)] * 3
+    recovered = [*failing, call(path="b"), result(PASSED), call(path="c"), result(PASSED)]
+    assert not is_stalled([HUMAN, *recovered])  # the run itself is over
+    assert has_stalled([HUMAN, *recovered])
+    assert not has_stalled([HUMAN, *recovered, {"role": "user", "content": "thanks, now X"}])
+    assert not has_stalled([HUMAN, *([call(path="a"), result(FAILED)] * 2)])
+    assert has_stalled([HUMAN, *[call("read", path="x.py"), result(PASSED)] * 3])

@@ -174,6 +174,17 @@ def test_a_clients_reasoning_is_a_ceiling_when_routed(tier, effort, ceiling, exp
     assert capped.score == decision.score  # the score still explains the decision
 
 
+def test_a_stalled_agent_held_at_the_clients_effort_still_says_it_stalled():
+    # Replayed agent sessions (bench/agent_sessions.py) lost every agent_stalled to the cap.
+    decision = RouteDecision("reasoning", 0.1, 0.4, "balanced", "agent_stalled", "r", None)
+    capped = cap_reasoning(decision, "medium", TierTarget("fast"))
+    assert (capped.tier, capped.reasoning_effort, capped.reason) == (
+        "reasoning", "medium", "agent_stalled")  # fmt: skip
+    assert cap_reasoning(decision, "none", TierTarget("fast")).reason == (
+        "client_reasoning_ceiling"
+    )  # thinking off: the client's word wins, no escalation
+
+
 @pytest.mark.parametrize(
     ("score", "options", "expected"),
     [
