@@ -54,10 +54,8 @@ def is_stalled(messages: Sequence[Mapping[str, Any]]) -> bool:
     """
     results: list[bool] = []  # newest first: whether each tool result failed
     calls: list[str] = []  # newest first: each tool call as name and arguments
-    for message in reversed(messages):
+    for message in reversed(_loop(messages)):
         role = message.get("role")
-        if role == "user" and message_text(message).strip():
-            break  # the loop began at the last human turn
         if role == "tool":
             results.append(is_failed_tool_result(message))
         elif role == "assistant":
@@ -65,6 +63,15 @@ def is_stalled(messages: Sequence[Mapping[str, Any]]) -> bool:
     failed_run = len(results) >= STALL_RUN and all(results[:STALL_RUN])
     repeated = len(calls) >= STALL_RUN and len(set(calls[:STALL_RUN])) == 1
     return failed_run or repeated
+
+
+def _loop(messages: Sequence[Mapping[str, Any]]) -> Sequence[Mapping[str, Any]]:
+    """The agent loop: the messages after the last human turn (one with text), oldest first."""
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        if message.get("role") == "user" and message_text(message).strip():
+            return messages[index + 1 :]
+    return messages
 
 
 def _call_keys(message: Mapping[str, Any]) -> list[str]:
@@ -101,14 +108,9 @@ def has_stalled(messages: Sequence[Mapping[str, Any]]) -> bool:
     >>> is_stalled(loop + ok), has_stalled(loop + ok)
     (False, True)
     """
-    loop: list[Mapping[str, Any]] = []
-    for message in reversed(messages):
-        if message.get("role") == "user" and message_text(message).strip():
-            break
-        loop.append(message)
     failed_run = same_run = 0
     last_call = None
-    for message in reversed(loop):  # oldest first: one pass, the runs as they grew
+    for message in _loop(messages):  # oldest first: one pass, the runs as they grew
         role = message.get("role")
         if role == "tool":
             failed_run = failed_run + 1 if is_failed_tool_result(message) else 0
