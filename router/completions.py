@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from router.policy import RouteDecision
 from router.upstream.dispatch import Served
+
+if TYPE_CHECKING:
+    from router.sessions import SessionTurn
 
 __all__ = ["Completion", "StreamingCompletion", "Timings"]
 
@@ -44,6 +47,8 @@ class Completion:
     # What the cascade did (agreed | kept | escalated | no_answer | fast_failed | skipped:<why>);
     # None where no cascade is configured.
     cascade: str | None = None
+    # The session this routed turn counted in, and whether it switched model (None: no session).
+    session: SessionTurn | None = None
 
 
 @dataclass
@@ -70,6 +75,8 @@ class StreamingCompletion:
     # What the cascade did (agreed | kept | escalated | no_answer | fast_failed | skipped:<why>);
     # None where no cascade is configured.
     cascade: str | None = None
+    # The session this routed turn counted in, and whether it switched model (None: no session).
+    session: SessionTurn | None = None
 
     async def aclose(self) -> None:
         """Stop the stream and settle its cost; safe to call more than once."""

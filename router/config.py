@@ -41,6 +41,7 @@ __all__ = [
     "Config",
     "ModelDeployment",
     "SemanticCacheSettings",
+    "SessionsConfig",
     "ShadowConfig",
     "TenantConfig",
     "Thinking",
@@ -322,6 +323,11 @@ class TenantConfig(_Strict):
         default=None,
         description="Its own shadow comparison settings (the whole section); unset: the "
         "top-level `shadow`",
+    )
+    sessions: bool = Field(
+        default=True,
+        description="Keep its conversations on one model unless a switch pays for the prompt "
+        "cache it throws away (when the top-level `sessions.enabled`)",
     )
 
     @field_validator("api_keys")
@@ -610,6 +616,20 @@ class CacheSettings(BaseModel):
     )
 
 
+class SessionsConfig(_Strict):
+    """Sessions: a conversation's turns stay on one model unless switching pays for the
+    provider's prompt cache it throws away. A session is named by the client's
+    `x-session-id` header or Anthropic `metadata.user_id`, else by its first exchange."""
+
+    enabled: bool = Field(default=True, description="Recognise sessions (needs Redis)")
+    ttl_s: int = Field(
+        default=3600,
+        gt=0,
+        le=30 * 86_400,
+        description="A session idle this long starts afresh (its model no longer counts)",
+    )
+
+
 class Config(_Strict):
     """The whole configuration, validated."""
 
@@ -644,6 +664,7 @@ class Config(_Strict):
     shadow: ShadowConfig = Field(
         default=ShadowConfig(), description="Shadow comparisons for tenants that set none"
     )
+    sessions: SessionsConfig = Field(default=SessionsConfig(), description=SessionsConfig.__doc__)
 
     @model_validator(mode="after")
     def _check_references(self) -> Config:

@@ -17,6 +17,8 @@ __all__ = [
     "BudgetLimits",
     "CascadeChoice",
     "RouteDecision",
+    "SessionContext",
+    "TierCost",
     "TierTarget",
     "budget_limits",
     "cascade_choice",
@@ -26,6 +28,7 @@ __all__ = [
     "explain",
     "reasoning_share_floor",
     "route_request",
+    "session_threshold",
 ]
 
 Tier = Literal["fast", "reasoning", "direct"]
@@ -44,6 +47,10 @@ TIER_NOT_ALLOWED = "tier_not_allowed"
 # client_reasoning: route: the client's own effort is a ceiling the decision was held under.
 CLIENT_CEILING = "client_reasoning_ceiling"
 AGENT_STALLED = "agent_stalled"
+# A session stays on its model where switching would cost more in lost prompt cache than
+# the score says it gains; it switches, saying so, where the gain is larger.
+SESSION_STICKY = "session_sticky"
+SESSION_SWITCH_PAYS = "session_switch_pays"
 CONTEXT_WINDOW = "context_window"
 # Where the cascade answered: the decision's tier is the one whose answer was sent.
 VERIFIER_AGREED = "verifier_agreed"
@@ -92,6 +99,47 @@ class TierTarget:
     typical_latency_s: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TierCost:
+    """A turn's estimated cost on one tier: with the session's prompt prefix read from the
+    provider's cache (only the model the session is on has it), and at the full price."""
+
+    cached_usd: float
+    full_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class SessionContext:
+    """What the policy knows of a session: the model its previous turn went to, and this
+    turn's cost on each tier (a key per tier)."""
+
+    model: str
+    costs: Mapping[str, TierCost]
+
+
+def session_threshold(threshold: float, costs: Mapping[str, TierCost], on: str) -> float:
+    """The threshold for a session whose prompt cache sits on tier ``on``'s model.
+
+    A mode's threshold prices a better answer: reasoning is worth its premium (reasoning
+    minus fast turn cost, both at full price) where P(it does better) reaches the
+    threshold. In a session the premium is what this turn would cost given where the cache
+    is, so the threshold scales by that premium over the full-price one: on the fast model,
+    leaving it costs the cache too and the bar rises; on the reasoning model, a cached
+    prefix makes staying cheaper and the bar falls (below zero: staying is cheaper than
+    leaving, whatever the score).
+
+    >>> costs = {"fast": TierCost(0.001, 0.004), "reasoning": TierCost(0.010, 0.024)}
+    >>> [round(session_threshold(0.4, costs, on), 3) for on in ("fast", "reasoning")]
+    [0.48, 0.12]
+    """
+    premium = costs["reasoning"].full_usd - costs["fast"].full_usd
+    if premium <= 0:
+        return threshold  # reasoning costs no more: the cache cannot change the choice
+    reasoning = costs["reasoning"].cached_usd if on == "reasoning" else costs["reasoning"].full_usd
+    fast = costs["fast"].cached_usd if on == "fast" else costs["fast"].full_usd
+    return threshold * (reasoning - fast) / premium
+
+
 def decide(score: float, *, mode: str, thresholds: Mapping[str, float]) -> RouteDecision:
     """Send the request to the reasoning tier when its score reaches the mode's threshold.
 
@@ -119,6 +167,7 @@ def route_request(
     allowed_tiers: Sequence[Tier] = ("fast", "reasoning"),
     stalled: bool = False,
     too_long_for_fast: bool = False,
+    session: SessionContext | None = None,
 ) -> RouteDecision:
     """The full decision for a routed request: tier, model and effort.
 
@@ -130,6 +179,10 @@ def route_request(
        the other tier and the new score is within ``STICKY_MARGIN`` of the
        threshold, the conversation stays where it was: a chat should not
        bounce between models turn by turn on noise.
+       A known ``session`` on one tier's model moves to the other only where
+       the score clears :func:`session_threshold`, which prices the prompt
+       cache a model switch throws away (``session_sticky`` when it stays,
+       ``session_switch_pays`` when it moves).
        An agent that has ``stalled`` (failing or repeated tool calls, see
        :mod:`classifier.agent_turns`) goes one step up: fast to reasoning, or
        reasoning one effort higher. A prompt ``too_long_for_fast`` (past the
@@ -150,6 +203,8 @@ def route_request(
         before: Tier = "reasoning" if previous_score >= threshold else "fast"
         if before != tier and abs(score - threshold) < STICKY_MARGIN:
             tier, reason = before, STICKY
+    if session is not None:
+        tier, reason = _session_tier(score, threshold, tier, reason, tiers, session)
     step_up = stalled and tier == "reasoning"  # already reasoning: one effort higher
     if stalled:
         tier, reason = "reasoning", AGENT_STALLED
@@ -174,6 +229,28 @@ def route_request(
     return replace(decision, tier=tier, reason=reason, model=target.model, reasoning_effort=effort)
 
 
+def _session_tier(
+    score: float,
+    threshold: float,
+    tier: Tier,
+    reason: str,
+    tiers: Mapping[str, TierTarget],
+    session: SessionContext,
+) -> tuple[Tier, str]:
+    """The tier for a turn of a known session (see :func:`session_threshold`)."""
+    on: Tier | None = next(
+        (name for name in ("fast", "reasoning") if tiers[name].model == session.model), None
+    )
+    if on is None or tiers["fast"].model == tiers["reasoning"].model:
+        return tier, reason  # no cache of ours to keep, or one model: effort is free to move
+    if tier == on and reason != STICKY:
+        return tier, reason
+    moved: Tier = (
+        "reasoning" if score >= session_threshold(threshold, session.costs, on) else "fast"
+    )
+    return moved, SESSION_STICKY if moved == on else SESSION_SWITCH_PAYS
+
+
 def cap_reasoning(decision: RouteDecision, ceiling: str, fast: TierTarget) -> RouteDecision:
     """Hold a routed decision at or below the reasoning the client asked for.
 
@@ -196,8 +273,9 @@ def cap_reasoning(decision: RouteDecision, ceiling: str, fast: TierTarget) -> Ro
     effort = decision.reasoning_effort
     if effort in EFFORT_STEPS and EFFORT_STEPS.index(effort) <= EFFORT_STEPS.index(ceiling):
         return decision
-    # A stalled agent's step up is still what decided the tier: it keeps its own reason.
-    reason = AGENT_STALLED if decision.reason == AGENT_STALLED else CLIENT_CEILING
+    # A stalled agent's step up, or its session, still decided the tier: it keeps its reason.
+    kept = decision.reason in (AGENT_STALLED, SESSION_STICKY, SESSION_SWITCH_PAYS)
+    reason = decision.reason if kept else CLIENT_CEILING
     return replace(decision, reasoning_effort=ceiling, reason=reason)
 
 
@@ -262,7 +340,9 @@ def reasoning_share_floor(
 # The cascade runs where the score lies this close to the threshold (config: cascade.band).
 DEFAULT_CASCADE_BAND = 0.15
 # Reasons the score itself decided; any other reason is a rule the cascade must not undo.
-_SCORE_REASONS = frozenset({ABOVE_THRESHOLD, BELOW_THRESHOLD, STICKY})
+_SCORE_REASONS = frozenset(
+    {ABOVE_THRESHOLD, BELOW_THRESHOLD, STICKY, SESSION_STICKY, SESSION_SWITCH_PAYS}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,8 +372,8 @@ def cascade_choice(
     The reasoning tier not allowed, or a money/latency rule decided the tier: no (an
     escalation would undo that rule). The client asked for ``auto:verify``
     (``forced``): yes. A stream, unless ``streams_cascaded``: no. A follow-up turn kept
-    on its tier: no. Otherwise yes exactly when the score lies within ``band`` of the
-    threshold.
+    on its tier, or a session kept on its model: no. Otherwise yes exactly when the score
+    lies within ``band`` of the threshold.
 
     >>> cascade_choice(decide(0.45, mode="balanced", thresholds={"balanced": 0.4}),
     ...                verifier="gemini-flash").reason
@@ -313,8 +393,8 @@ def cascade_choice(
         return CascadeChoice(True, CASCADE_FORCED)
     if stream and not streams_cascaded:
         return CascadeChoice(False, CASCADE_STREAM)
-    if decision.reason == STICKY:
-        return CascadeChoice(False, STICKY)
+    if decision.reason in (STICKY, SESSION_STICKY):
+        return CascadeChoice(False, decision.reason)
     if decision.score is None or decision.threshold is None:
         return CascadeChoice(False, CASCADE_DECIDED_BY_RULE)
     # The epsilon keeps a score exactly ``band`` away (0.55 - 0.4 = 0.15000000000000002) in.

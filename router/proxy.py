@@ -50,6 +50,7 @@ from router.policy import (
     BudgetLimits,
     CascadeChoice,
     RouteDecision,
+    SessionContext,
     TierTarget,
     budget_limits,
     cap_reasoning,
@@ -57,6 +58,7 @@ from router.policy import (
     route_request,
 )
 from router.requests import ChatRequest, parse_chat_request
+from router.sessions import SessionTurn, session_name, turn_costs
 from router.state.budgets import Budgets, BudgetState
 from router.state.cache import (
     ScoreCache,
@@ -64,6 +66,7 @@ from router.state.cache import (
     response_from_chunks,
 )
 from router.state.output_estimates import OutputEstimates
+from router.state.sessions import LastTurn, SessionBook
 from router.state.shadow_records import ShadowRecords
 from router.state.store import Store
 from router.streaming import empty, metered, replay
@@ -109,6 +112,7 @@ class _Plan:
     routing_s: float = 0.0
     # Whether the cascade runs and why; None where no cascade is configured.
     cascade: CascadeChoice | None = None
+    session: SessionTurn | None = None  # a routed turn of a named session
 
     @property
     def is_cascaded(self) -> bool:
@@ -136,6 +140,7 @@ class _Routed:
     is_routed: bool  # model "auto..." without the client's own reasoning setting
     state: BudgetState | None
     scores: tuple[float, float | None] | None
+    session: SessionTurn | None = None
 
 
 class Router:
@@ -192,6 +197,9 @@ class Router:
         self._dispatcher = dispatcher
         self._verifier_head: VerifierHead | None = None  # loaded by the first cascade using it
         self.shadows = _shadow_runner(self) if store is not None else None
+        self.sessions = None
+        if store is not None and config.sessions.enabled:
+            self.sessions = SessionBook(store, ttl_s=config.sessions.ttl_s)
 
     @classmethod
     def from_config(
@@ -261,13 +269,15 @@ class Router:
         budget_state: BudgetState | None = None,
         fast_only_reason: str | None = None,
         scores: tuple[float, float | None] | None = None,
+        session: SessionContext | None = None,
     ) -> RouteDecision:
         """Where a request would go and why, without calling a model.
 
         ``budget_state`` (from :meth:`Budgets.state`) applies the tenant's
         budget and reasoning-share policy; ``fast_only_reason`` forces the
         fast tier and says why; ``scores`` (this turn's and the previous user
-        turn's) skip the classifier when already known.
+        turn's) skip the classifier when already known; ``session`` (the model
+        the conversation is on, each tier's cost of this turn) prices a switch.
         """
         default_mode = tenant.default_mode if tenant else "balanced"
         if model not in AUTO_MODELS:
@@ -333,6 +343,7 @@ class Router:
             allowed_tiers=allowed_tiers,
             stalled=has_stalled(messages),  # until the human speaks again
             too_long_for_fast=self._too_long_for_fast(messages),
+            session=session,
         )
 
     def _too_long_for_fast(self, messages: Sequence[Mapping[str, Any]]) -> bool:
@@ -429,11 +440,12 @@ class Router:
             if not plan.is_cascaded:
                 charged = await ticket.settle(served, response.get("usage"))
         await self._store_answer(plan, served, response, tenant)
+        await self._keep_session(plan, served, tenant)
         self._shadow(plan, request, tenant, served, response)
         timings = Timings(plan.routing_s, upstream_s, ticket.baseline_usd, ticket.reserved_usd)
         return Completion(response=response, decision=plan.decision, served=served,
                           cost_usd=charged, cache=plan.cache_status, timings=timings,
-                          cascade=plan.cascade_label)  # fmt: skip
+                          cascade=plan.cascade_label, session=plan.session)  # fmt: skip
 
     async def astream(
         self,
@@ -469,9 +481,11 @@ class Router:
                 span.set_attributes(_served(served))
             timings = Timings(plan.routing_s, time.perf_counter() - started,
                               reserved_usd=ticket.reserved_usd)  # fmt: skip
+            await self._keep_session(plan, served, tenant)
             result = StreamingCompletion(decision=plan.decision, served=served, chunks=empty(),
                                          cache=plan.cache_status, timings=timings,
-                                         cascade=plan.cascade_label)  # fmt: skip
+                                         cascade=plan.cascade_label,
+                                         session=plan.session)  # fmt: skip
 
             async def finished(recorded: list[dict[str, Any]]) -> None:
                 response = response_from_chunks(recorded)
@@ -493,13 +507,14 @@ class Router:
                 response, served, charged = await self._answer_cascaded(plan, request, ticket)
                 span.set_attributes(_served(served))
         await self._store_answer(plan, served, response, tenant)
+        await self._keep_session(plan, served, tenant)
         timings = Timings(plan.routing_s, time.perf_counter() - started, ticket.baseline_usd,
                           ticket.reserved_usd)  # fmt: skip
         chunks = chunks_from_response(response, include_usage=request.include_usage)
         return StreamingCompletion(decision=plan.decision, served=served, chunks=replay(chunks),
                                    cost_usd=charged, usage=response.get("usage"),
                                    cache=plan.cache_status, timings=timings,
-                                   cascade=plan.cascade_label)  # fmt: skip
+                                   cascade=plan.cascade_label, session=plan.session)  # fmt: skip
 
     def _run_blocking(self, awaitable: Awaitable[T]) -> T:
         """Run ``awaitable`` for a blocking method, from outside any running event loop.
@@ -558,10 +573,59 @@ class Router:
         with self.tracing.span("thinkroute.route", **{"thinkroute.tenant": who}) as span:
             if self.budgets is not None and tenant is not None and routed and needs_state:
                 state = await tolerant(tenant, self.budgets.state(tenant))
-            scores = await self._ascores(request.messages, who) if routed else None
-            decision = self._decide_request(request, tenant, latency_limit_s, state, None, scores)
+            session = self._session_turn(request, tenant) if routed else None
+            scores = None
+            if routed:
+                scores, last = await asyncio.gather(
+                    self._ascores(request.messages, who), self._last_turn(session, tenant)
+                )
+                if session is not None and last is not None:
+                    session.last = last
+                    session.costs = turn_costs(self.config, request.messages, last)
+            decision = self._decide_request(
+                request, tenant, latency_limit_s, state, None, scores, session
+            )
             span.set_attributes(decision_attributes(decision, who))
-        return _Routed(decision, routed, state, scores)
+        return _Routed(decision, routed, state, scores, session)
+
+    def _session_turn(
+        self, request: ChatRequest, tenant: TenantConfig | None
+    ) -> SessionTurn | None:
+        """This turn as part of its session, where sessions are kept and one is named."""
+        if self.sessions is None or tenant is None or not tenant.sessions:
+            return None
+        if not self.config.tiers:
+            return None  # decisions only: no model whose cache a session could keep
+        digest = session_name(request)
+        if digest is None:
+            return None
+        return SessionTurn(digest, estimate_prompt_tokens(request.messages))
+
+    async def _last_turn(
+        self, session: SessionTurn | None, tenant: TenantConfig | None
+    ) -> LastTurn | None:
+        if session is None or self.sessions is None or tenant is None:
+            return None
+        # Without Redis the session is unknown and the turn is decided on its own.
+        with contextlib.suppress(StoreUnavailableError):
+            return await self.sessions.last(tenant.name, session.digest)
+        return None
+
+    async def _keep_session(self, plan: _Plan, served: Served, tenant: TenantConfig | None) -> None:
+        """Note which model answered a session's turn: the next turn prices a switch from it."""
+        session = plan.session
+        if session is None or self.sessions is None or tenant is None:
+            return
+        model = served.target.model_name
+        fast = self.config.tiers["fast"].model
+        tier = "fast" if model == fast else "reasoning"
+        session.served(model, tier)
+        with contextlib.suppress(StoreUnavailableError):
+            await self.sessions.record(
+                tenant.name, session.digest, model=model, tier=tier,
+                prompt_tokens=session.prompt_tokens, switched=session.switched,
+                cache_cost_usd=session.cache_cost_usd,
+            )  # fmt: skip
 
     async def _aplan(
         self,
@@ -578,6 +642,7 @@ class Router:
         started = time.perf_counter()
         routed = await self._route(request, tenant, latency_limit_s)
         plan = self._plan(routed.decision, tenant)
+        plan.session = routed.session
         plan.cascade = self._cascade_choice(routed, request, tenant)
         plan.routing_s = time.perf_counter() - started
         if await self._look_up(plan, request, tenant, headers):
@@ -599,9 +664,11 @@ class Router:
             if plan.decision.tier != "reasoning" or not degradable:
                 raise
             decision = self._decide_request(
-                request, tenant, latency_limit_s, routed.state, BUDGET_DEGRADED, routed.scores
-            )
+                request, tenant, latency_limit_s, routed.state, BUDGET_DEGRADED, routed.scores,
+                routed.session,
+            )  # fmt: skip
             plan = self._plan(decision, tenant)
+            plan.session = routed.session
             plan.cascade = self._cascade_choice(
                 dataclasses.replace(routed, decision=decision), request, tenant
             )
@@ -830,6 +897,7 @@ class Router:
         state: BudgetState | None,
         fast_only_reason: str | None,
         scores: tuple[float, float | None] | None,
+        session: SessionTurn | None = None,
     ) -> RouteDecision:
         decision = self.decide(
             request.messages,
@@ -840,6 +908,7 @@ class Router:
             budget_state=state,
             fast_only_reason=fast_only_reason,
             scores=scores,
+            session=session.context if session is not None else None,
         )
         if request.reasoning_ceiling is None or decision.tier == "direct":
             return decision

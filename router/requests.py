@@ -96,6 +96,9 @@ class ChatRequest:
     # The client's own reasoning, as a ceiling the router decides under (set by the router
     # for a tenant with client_reasoning: route, once the client's setting is taken out).
     reasoning_ceiling: str | None = None
+    # The conversation this turn belongs to, as the client names it (x-session-id, Anthropic
+    # metadata.user_id); None: named by its first exchange (router.sessions).
+    session_id: str | None = None
 
     def params_for_upstream(self) -> dict[str, Any]:
         """What the model provider sees: the chat and the client's sampling parameters."""

@@ -52,6 +52,8 @@ class Services:
             figures["output_estimates"] = await estimates.in_force(tenant.name, cold_start)
         if self.router.shadows is not None:  # live quality from shadow comparisons
             figures["quality"] = await self.router.shadows.quality(tenant)
+        if self.router.sessions is not None:  # model switches and the prompt cache they cost
+            figures["sessions"] = (await self.router.sessions.today(tenant.name)).as_dict()
         return figures
 
 

@@ -8,6 +8,7 @@ router underneath only ever sees OpenAI-shaped requests.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -68,9 +69,16 @@ async def _anthropic_events(stream: StreamingCompletion, chat: ChatRequest) -> A
         yield anthropic.format_sse(name, data)
 
 
+def _anthropic_parse(body: Any) -> ChatRequest:
+    chat = parse_chat_request(anthropic.to_openai(body))
+    # metadata.user_id (sent on as OpenAI's `user`): Claude Code's names its session.
+    user = chat.params.get("user")
+    return dataclasses.replace(chat, session_id=user) if isinstance(user, str) else chat
+
+
 ANTHROPIC_WIRE = Wire(
     api_key=_anthropic_key,
-    parse=lambda body: parse_chat_request(anthropic.to_openai(body)),
+    parse=_anthropic_parse,
     body=lambda result, chat: anthropic.from_openai(result.response, model=chat.model),
     events=_anthropic_events,
     error_event=lambda error: anthropic.format_sse("error", anthropic.error_body(error)),

@@ -82,6 +82,9 @@ class RequestOutcome:
     cache: str | None = None  # hit | miss | bypass
     # agreed | kept | escalated | no_answer | fast_failed | skipped:<why> (None: no cascade)
     cascade: str | None = None
+    session: str | None = None  # the session's hashed name (router.state.sessions)
+    session_switched: bool = False  # this turn moved the session to another model
+    session_cache_cost_usd: float = 0.0  # the prompt cache that switch threw away, estimated
     cost_usd: float = 0.0
     baseline_usd: float = 0.0  # the same usage at the reasoning tier's prices
     reserved_usd: float = 0.0  # what the budget held before settling (0: nothing)

@@ -52,9 +52,12 @@ __all__ = [
     "Dispatcher",
     "Served",
     "Target",
+    "TokenPrices",
     "configure_litellm",
     "cost_usd",
+    "context_window",
     "count_prompt_tokens",
+    "token_prices",
 ]
 
 logger = logging.getLogger(__name__)
@@ -390,6 +393,47 @@ def cost_usd(deployment: ModelDeployment, usage: dict[str, Any] | None) -> float
         logger.warning("no price known for %s; set model_info prices", deployment.litellm_model)
         return 0.0
     return float(prompt_cost + completion_cost)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPrices:
+    """USD per token: prompt, prompt read from the provider's cache, and completion."""
+
+    input: float
+    cache_read: float
+    output: float
+
+
+def token_prices(deployment: ModelDeployment) -> TokenPrices:
+    """A model's prices: ``model_info`` first (``cache_read_input_token_cost`` too), else
+    LiteLLM's map. A model with no known cache price reads its cache at the full input
+    price (nothing is saved by staying on it); one with no price at all costs nothing."""
+    info = deployment.model_info
+    known = _known_prices(deployment.litellm_model)
+    configured = info.input_cost_per_token is not None or info.output_cost_per_token is not None
+    input_price = (info.input_cost_per_token or 0.0) if configured else known.input
+    output_price = (info.output_cost_per_token or 0.0) if configured else known.output
+    cache_read = (info.model_extra or {}).get("cache_read_input_token_cost")
+    if not isinstance(cache_read, int | float) or isinstance(cache_read, bool):
+        cache_read = known.cache_read if not configured else input_price
+    return TokenPrices(input_price, min(float(cache_read), input_price), output_price)
+
+
+@functools.lru_cache(maxsize=256)
+def _known_prices(litellm_model: str) -> TokenPrices:
+    import litellm
+
+    try:
+        entry = litellm.get_model_info(litellm_model)
+    except Exception:  # a model the map does not list
+        return TokenPrices(0.0, 0.0, 0.0)
+    input_price = float(entry.get("input_cost_per_token") or 0.0)
+    cache_read = entry.get("cache_read_input_token_cost")
+    return TokenPrices(
+        input_price,
+        input_price if cache_read is None else float(cache_read),
+        float(entry.get("output_cost_per_token") or 0.0),
+    )
 
 
 def context_window(deployment: ModelDeployment) -> int | None:

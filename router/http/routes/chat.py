@@ -7,7 +7,9 @@ count the request once it is over (a stream when its last event is sent).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -36,6 +38,8 @@ __all__ = ["LATENCY_LIMIT_HEADER", "latency_limit", "router"]
 logger = logging.getLogger(__name__)
 
 LATENCY_LIMIT_HEADER = "x-thinkroute-max-latency-ms"
+SESSION_HEADER = "x-session-id"
+SESSION_ID = re.compile(r"[\x21-\x7e]{1,200}")
 # The routes read their bodies themselves; these tell the OpenAPI document what they take.
 CHAT_BODY = json_body(chat_completions_body(list(AUTO_MODELS)))
 MESSAGES_BODY = json_body(messages_body(list(AUTO_MODELS)))
@@ -66,7 +70,7 @@ async def serve_chat(request: Request, wire: Wire) -> Response:
     try:
         tenant = await found.directory.authenticate(wire.api_key(request.headers))
         outcome.tenant = tenant.name
-        chat = wire.parse(await read_json(request))
+        chat = with_session(wire.parse(await read_json(request)), request)
         latency_limit_s = latency_limit(request)
         if chat.stream:
             result: Completion | StreamingCompletion = await found.router.astream(
@@ -114,6 +118,19 @@ async def serve_chat(request: Request, wire: Wire) -> Response:
     _account(found, outcome, chat)
     _keep_decision(found, outcome, tenant, chat)
     return JSONResponse(wire.body(result, chat), headers=headers)
+
+
+def with_session(chat: ChatRequest, request: Request) -> ChatRequest:
+    """The request with the session the client named in ``x-session-id``, if it did."""
+    sent = request.headers.get(SESSION_HEADER)
+    if sent is None:
+        return chat
+    if not SESSION_ID.fullmatch(sent):
+        raise InvalidRequestError(
+            f"{SESSION_HEADER} must be 1 to 200 printable ASCII characters",
+            param=SESSION_HEADER,
+        )
+    return dataclasses.replace(chat, session_id=sent)
 
 
 def latency_limit(request: Request) -> float | None:
@@ -231,6 +248,10 @@ def _fill(
     outcome.is_stream = isinstance(result, StreamingCompletion)
     outcome.cache = result.cache
     outcome.cascade = result.cascade
+    if result.session is not None:
+        outcome.session = result.session.digest
+        outcome.session_switched = result.session.switched
+        outcome.session_cache_cost_usd = result.session.cache_cost_usd
     outcome.cost_usd = result.cost_usd
     outcome.baseline_usd = result.timings.baseline_usd
     outcome.reserved_usd = result.timings.reserved_usd
