@@ -1,6 +1,7 @@
 """Replayed coding-agent sessions, priced with prompt caching (issue 21): JSON on stdout.
 
     python bench/agent_sessions.py [--sessions 56] [--seed 21] [--budget-tokens 8000]
+                                   [--redis-url redis://127.0.0.1:6379/0]
 
 How the sessions are made (deterministically, from ``--seed``): half start from an easy
 request ("rename a variable", "add a docstring", ...), half from a hard one ("find why the
@@ -12,10 +13,13 @@ One session in five has a planted stall: three failing tool results in a row (``
 ``is_error``); the turn after the third is where the router must escalate. The client sends
 ``thinking`` (``--budget-tokens``) on every turn, as Claude Code does.
 
-Each turn's body is translated by the proxy's own Anthropic adapter and decided by the real
-``Router.plan_route`` (shipped classifier, no upstream, no Redis) twice: for a tenant with
-``client_reasoning: respect`` (the default: every turn on the reasoning tier, as asked) and
-one with ``route``.
+Each turn's body, with Claude Code's ``metadata.user_id`` naming its session, is parsed
+by the proxy's own Anthropic wire and answered by the real ``Router.acompletion``
+(shipped classifier, the simulated upstream, Redis at ``REDIS_URL`` or 127.0.0.1:6379/0)
+for three tenants: ``client_reasoning: respect`` (the default: every turn on the reasoning
+tier, as asked), ``route`` with sessions (the default: a session stays on its model unless
+the switch pays for the cache, ``router.policy.session_threshold``) and ``route`` with
+``sessions: false``. The router prices turns with the same models' prices as below.
 
 Pricing, from LiteLLM's bundled model map (LITELLM_LOCAL_MODEL_COST_MAP=True): fast tier
 ``claude-haiku-4-5`` without thinking, reasoning tier ``claude-sonnet-4-5`` with thinking.
@@ -46,17 +50,22 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import litellm  # noqa: E402
+import redis  # noqa: E402
 
 from classifier.model import DifficultyClassifier  # noqa: E402
 from router.config import build_config  # noqa: E402
-from router.http.anthropic.requests import to_openai  # noqa: E402
-from router.policy import AGENT_STALLED  # noqa: E402
+from router.http.wire import ANTHROPIC_WIRE  # noqa: E402
+from router.policy import AGENT_STALLED, CONTEXT_WINDOW, SESSION_SWITCH_PAYS  # noqa: E402
 from router.proxy import Router  # noqa: E402
+from router.state.store import Store  # noqa: E402
+from router.upstream.simulator import SimulatedUpstream  # noqa: E402
 
 FAST_MODEL = "claude-haiku-4-5"
 REASONING_MODEL = "claude-sonnet-4-5"
 CHARS_PER_TOKEN = 4
 ANSWER_TOKENS = 120  # a tool call or a short reply, either tier
+# Reasons that state what a model switch gains (a score alone says nothing of the cache).
+STATED_GAINS = frozenset({SESSION_SWITCH_PAYS, AGENT_STALLED, CONTEXT_WINDOW})
 THINKING_TOKENS = {None: 3000, "minimal": 300, "low": 800, "medium": 3000, "high": 8000}
 
 EASY = [
@@ -131,6 +140,7 @@ def make_sessions(count: int, seed: int, budget_tokens: int) -> list[Session]:
         for turn in range(length):
             session.turns.append({
                 "model": "auto", "max_tokens": budget_tokens + 4000, "system": SYSTEM,
+                "metadata": {"user_id": f"user_bench_account_0_session_{seed}_{n:02d}"},
                 "tools": TOOLS, "thinking": {"type": "enabled", "budget_tokens": budget_tokens},
                 "messages": [dict(m) for m in messages],
             })  # fmt: skip
@@ -164,20 +174,36 @@ def make_sessions(count: int, seed: int, budget_tokens: int) -> list[Session]:
     return sessions
 
 
-def _router() -> Router:
-    params = {"api_base": "http://127.0.0.1:9/v1", "api_key": "k"}
+def _router(upstream_url: str, redis_url: str, run: str) -> Router:
+    def model(name: str, upstream: str, priced_as: str) -> dict[str, Any]:
+        prices = _prices(priced_as)
+        info = {
+            "input_cost_per_token": prices["input"],
+            "output_cost_per_token": prices["output"],
+            "cache_read_input_token_cost": prices["cache_read"],
+        }
+        params = {"model": f"openai/{upstream}", "api_base": upstream_url, "api_key": "k"}
+        return {"model_name": name, "litellm_params": params, "model_info": info}
+
     config = build_config({
-        "model_list": [
-            {"model_name": name, "litellm_params": {"model": f"anthropic/{model}", **params}}
-            for name, model in (("fast", FAST_MODEL), ("deep", REASONING_MODEL))
-        ],
+        "model_list": [model("fast", "fast-model", FAST_MODEL),
+                       model("deep", "reasoning-model", REASONING_MODEL)],
         "tiers": {"fast": {"model": "fast"}, "reasoning": {"model": "deep"}},
         "tenants": [
-            {"name": "respect", "api_keys": ["sk-respect-0123456789"]},
-            {"name": "route", "api_keys": ["sk-route-0123456789"], "client_reasoning": "route"},
+            {"name": f"{run}-respect", "api_keys": [f"sk-{run}-respect"]},
+            {"name": f"{run}-route", "api_keys": [f"sk-{run}-route"],
+             "client_reasoning": "route"},
+            {"name": f"{run}-nosessions", "api_keys": [f"sk-{run}-nosessions"],
+             "client_reasoning": "route", "sessions": False},
         ],
+        "cache": {"enabled": False},
+        # What a turn really costs here: a tool call or a short reply, plus thinking.
+        "output_token_estimates": {"fast": ANSWER_TOKENS,
+                                   "reasoning": ANSWER_TOKENS + THINKING_TOKENS["medium"]},
+        "dispatch": {"num_retries": 0, "timeout_s": 30},
     })  # fmt: skip
-    return Router(config=config, classifier=DifficultyClassifier.load())
+    store = Store.from_url(redis_url, timeout_s=5.0)
+    return Router(config=config, classifier=DifficultyClassifier.load(), store=store)
 
 
 def _prices(model: str) -> dict[str, float]:
@@ -195,23 +221,26 @@ def _prompt_tokens(body: dict[str, Any]) -> int:
 
 
 async def replay(router: Router, sessions: list[Session], tenant_name: str) -> dict[str, Any]:
-    tenant = next(t for t in router.config.tenants if t.name == tenant_name)
+    tenant = next(t for t in router.config.tenants if t.name.endswith(f"-{tenant_name}"))
     prices = {"fast": _prices(FAST_MODEL), "reasoning": _prices(REASONING_MODEL)}
     spend = 0.0
     switches: list[int] = []
+    over_one_unstated = 0  # sessions switching more than once, some switch without a gain
     reasons: dict[str, int] = {}
     tiers = {"fast": 0, "reasoning": 0}
     stalls = escalated = 0
     cache_lost_usd = 0.0
     stall_reasons: dict[str, int] = {}
+    switch_reasons: dict[str, int] = {}
     by_kind = {kind: {"fast": 0, "reasoning": 0} for kind in ("easy", "hard")}
     for session in sessions:
         previous_tier: str | None = None
         previous_prompt = 0
-        count = 0
+        count = unstated = 0
         for index, body in enumerate(session.turns):
-            decision = await router.plan_route(to_openai(body), tenant)
-            tier = decision.tier
+            completion = await router.acompletion(ANTHROPIC_WIRE.parse(body), tenant=tenant)
+            decision = completion.decision
+            tier = "fast" if completion.served.target.model_name == "fast" else "reasoning"
             reasons[decision.reason] = reasons.get(decision.reason, 0) + 1
             tiers[tier] += 1
             price = prices[tier]
@@ -219,6 +248,8 @@ async def replay(router: Router, sessions: list[Session], tenant_name: str) -> d
             cached = min(previous_prompt, prompt) if tier == previous_tier else 0
             if previous_tier is not None and tier != previous_tier:
                 count += 1
+                switch_reasons[decision.reason] = switch_reasons.get(decision.reason, 0) + 1
+                unstated += decision.reason not in STATED_GAINS
                 cache_lost_usd += min(previous_prompt, prompt) * (
                     price["input"] - price["cache_read"]
                 )
@@ -239,6 +270,7 @@ async def replay(router: Router, sessions: list[Session], tenant_name: str) -> d
             by_kind["hard" if session.hard else "easy"][tier] += 1
             previous_tier, previous_prompt = tier, prompt
         switches.append(count)
+        over_one_unstated += count > 1 and unstated > 0
     return {
         "spend_usd": round(spend, 4),
         "turns_by_tier": tiers,
@@ -248,7 +280,9 @@ async def replay(router: Router, sessions: list[Session], tenant_name: str) -> d
             "max": max(switches),
             "mean": round(statistics.fmean(switches), 2),
             "sessions_over_one": sum(s > 1 for s in switches),
+            "sessions_over_one_without_stated_gain": over_one_unstated,
         },
+        "switch_reasons": dict(sorted(switch_reasons.items())),
         "cache_lost_to_switches_usd": round(cache_lost_usd, 4),
         "planted_stalls": stalls,
         "stalls_escalated": escalated,
@@ -258,9 +292,16 @@ async def replay(router: Router, sessions: list[Session], tenant_name: str) -> d
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     sessions = make_sessions(args.sessions, args.seed, args.budget_tokens)
-    router = _router()
-    respect = await replay(router, sessions, "respect")
-    route = await replay(router, sessions, "route")
+    run_id = f"bench-agents-{os.getpid()}"
+    with SimulatedUpstream() as upstream:
+        router = _router(upstream.base_url, args.redis_url, run_id)
+        try:
+            respect = await replay(router, sessions, "respect")
+            route = await replay(router, sessions, "route")
+            unsessioned = await replay(router, sessions, "nosessions")
+        finally:
+            await router.aclose()
+            _forget(args.redis_url, run_id)
     cut = 1 - route["spend_usd"] / respect["spend_usd"]
     return {
         "sessions": len(sessions),
@@ -270,13 +311,29 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "thinking_budget_tokens": args.budget_tokens,
         "respect": respect,
         "route": route,
+        "route_without_sessions": unsessioned,
         "spend_cut": round(cut, 3),
+        "spend_cut_without_sessions": round(1 - unsessioned["spend_usd"] / respect["spend_usd"], 3),
         "targets": {
             "spend_cut_at_least_30pct": cut >= 0.30,
-            "at_most_one_switch_per_session": route["model_switches_per_session"]["max"] <= 1,
+            "no_second_switch_without_stated_gain": route["model_switches_per_session"][
+                "sessions_over_one_without_stated_gain"
+            ]
+            == 0,
             "every_stall_escalated": route["stalls_escalated"] == route["planted_stalls"],
         },
     }
+
+
+def _forget(redis_url: str, run_id: str) -> None:
+    """Delete the run's keys (its tenants' sessions, budgets and logs)."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(f"thinkroute:{{{run_id}*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 def main() -> None:
@@ -284,6 +341,9 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=56)
     parser.add_argument("--seed", type=int, default=21)
     parser.add_argument("--budget-tokens", type=int, default=8000)
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args)), indent=2))
 

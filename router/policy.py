@@ -179,14 +179,14 @@ def route_request(
        the other tier and the new score is within ``STICKY_MARGIN`` of the
        threshold, the conversation stays where it was: a chat should not
        bounce between models turn by turn on noise.
-       A known ``session`` on one tier's model moves to the other only where
-       the score clears :func:`session_threshold`, which prices the prompt
-       cache a model switch throws away (``session_sticky`` when it stays,
-       ``session_switch_pays`` when it moves).
        An agent that has ``stalled`` (failing or repeated tool calls, see
        :mod:`classifier.agent_turns`) goes one step up: fast to reasoning, or
        reasoning one effort higher. A prompt ``too_long_for_fast`` (past the
        fast model's context window) goes to the reasoning tier.
+       Where the score decided, a known ``session`` on one tier's model moves
+       to the other only where the score clears :func:`session_threshold`,
+       which prices the prompt cache a model switch throws away
+       (``session_sticky`` when it stays, ``session_switch_pays`` when it moves).
     3. A latency limit the reasoning tier cannot meet sends the request fast,
        and the reason says so.
     4. The tenant's constraints: a ``threshold_floor`` (from its reasoning
@@ -203,13 +203,13 @@ def route_request(
         before: Tier = "reasoning" if previous_score >= threshold else "fast"
         if before != tier and abs(score - threshold) < STICKY_MARGIN:
             tier, reason = before, STICKY
-    if session is not None:
-        tier, reason = _session_tier(score, threshold, tier, reason, tiers, session)
     step_up = stalled and tier == "reasoning"  # already reasoning: one effort higher
     if stalled:
         tier, reason = "reasoning", AGENT_STALLED
     if too_long_for_fast and tier == "fast":
         tier, reason = "reasoning", CONTEXT_WINDOW
+    if session is not None and reason in (ABOVE_THRESHOLD, BELOW_THRESHOLD, STICKY):
+        tier, reason = _session_tier(score, threshold, tier, reason, tiers, session)
     if tier == "reasoning" and latency_limit_s is not None:
         typical = tiers["reasoning"].typical_latency_s
         if typical is not None and typical > latency_limit_s:
