@@ -10,8 +10,8 @@ The fit is a logistic regression whose penalty pulls ``coef`` to zero and
 ``base_weight`` to one: with no evidence it *is* the shipped head, so the
 default data acts as the prior and the tenant's records move it only as far
 as they can support. The penalty's strength is chosen by cross-validated log
-loss on the tenant's records. Fitting takes milliseconds for thousands of
-records (L-BFGS over a few hundred numbers).
+loss on the tenant's records. Fitting is Newton's method over a few hundred
+numbers: well under a second for thousands of records.
 
 The label is whether the reasoning tier did better than the fast one on the
 pair (``reasoning > fast``), the shipped head's own target.
@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.optimize import minimize
 
 from classifier.metrics import apgr
 
@@ -49,6 +48,8 @@ FORMAT = "thinkroute.tenant-head/1"
 # Candidate penalty strengths (sum of log losses + penalty/2 * |params - prior|^2).
 PENALTIES: tuple[float, ...] = (1.0, 10.0, 100.0, 1000.0, 10000.0)
 _EPS = 1e-6
+# Newton's method on a penalised logistic loss converges in a handful of steps.
+MAX_NEWTON_STEPS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,25 +187,22 @@ def _fit(
     prior = _logit(base)
     d = X.shape[1]
 
-    # params: coef (d), base_weight, intercept. The penalty pulls coef to 0 and
-    # base_weight to 1 (the shipped head); the intercept is free.
-    def loss(params: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
-        coef, weight, intercept = params[:d], params[d], params[d + 1]
-        z = weight * prior + Z @ coef + intercept
-        # log(1 + e^z) - y z, computed without overflow
-        value = float(np.sum(np.logaddexp(0.0, z) - y * z))
-        residual = 1.0 / (1.0 + np.exp(-z)) - y
-        gradient = np.empty_like(params)
-        gradient[:d] = Z.T @ residual + penalty * coef
-        gradient[d] = float(prior @ residual) + penalty * (weight - 1.0)
-        gradient[d + 1] = float(residual.sum())
-        value += 0.5 * penalty * (float(coef @ coef) + (weight - 1.0) ** 2)
-        return value, gradient
-
-    start = np.zeros(d + 2)
-    start[d] = 1.0
-    result = minimize(loss, start, jac=True, method="L-BFGS-B", options={"maxiter": 500})
-    params = np.asarray(result.x, dtype=np.float64)
+    # Parameters: coef (d), base_weight, intercept, over columns [Z, prior, 1]. The penalty
+    # pulls coef to 0 and base_weight to 1 (the shipped head); the intercept is free.
+    A = np.hstack([Z, prior[:, None], np.ones((Z.shape[0], 1))])
+    pull = np.full(d + 2, penalty)
+    pull[d + 1] = 1e-6  # the intercept: free, but the system stays solvable
+    centre = np.zeros(d + 2)
+    centre[d] = 1.0
+    params = centre.copy()
+    for _ in range(MAX_NEWTON_STEPS):
+        p = 1.0 / (1.0 + np.exp(-(A @ params)))
+        gradient = A.T @ (p - y) + pull * (params - centre)
+        hessian = (A * (p * (1.0 - p))[:, None]).T @ A + np.diag(pull)
+        step = np.linalg.solve(hessian, gradient)
+        params -= step
+        if float(np.max(np.abs(step))) < 1e-8:
+            break
     return TenantHead(mean, scale, params[:d].copy(), float(params[d]), float(params[d + 1]),
                       float(penalty))  # fmt: skip
 

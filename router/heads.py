@@ -124,9 +124,14 @@ async def train(
 
 
 async def activate(
-    store: Store, classifier: DifficultyClassifier, tenant: str, version: str, *, force: bool = False
+    store: Store,
+    classifier: DifficultyClassifier,
+    tenant: str,
+    version: str,
+    *,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Make a stored version active if it beats the current head on held-out pairs (or ``force``)."""
+    """Make a stored version active if it beats the current head on held-out pairs (or force)."""
     heads = HeadStore(store)
     challenger = await _load(heads, classifier, tenant, version)
     if challenger is None:
@@ -194,10 +199,9 @@ class ActiveHead:
     head: TenantHead | None
     curve: tuple[tuple[float, float, float], ...]
 
-    @property
-    def namespace(self) -> str:
-        """Names this head in the shared score cache."""
-        return "" if self.head is None else f":tenant-head:{self.head.checksum()}"
+    def namespace(self, shipped: str) -> str:
+        """Names this head in the shared score cache (``shipped``: the shipped head's name)."""
+        return shipped if self.head is None else f"{shipped}-tenant-{self.head.checksum()}"
 
     def threshold_for(self, target: float | None) -> float | None:
         """The threshold keeping ``target`` of quality on the tenant's pairs; None: too few."""
@@ -281,7 +285,9 @@ def _n_text_features() -> int:
     return len(FEATURE_NAMES)
 
 
-def _compare(champion: TenantHead | None, challenger: TenantHead, held_out: _Pairs) -> dict[str, Any]:
+def _compare(
+    champion: TenantHead | None, challenger: TenantHead, held_out: _Pairs
+) -> dict[str, Any]:
     return compare_heads(
         _scores(champion, held_out), challenger.score(held_out.X, held_out.base),
         held_out.fast, held_out.reasoning,
@@ -335,4 +341,6 @@ async def _graded_pairs(store: Store, classifier: DifficultyClassifier, tenant: 
         for (row, _), vector in zip(texts, computed, strict=True):
             X[row] = vector
     base = classifier.artifact.head.score(X) if len(rows) else np.empty(0)
-    return _Pairs(ids, X, np.asarray(base, dtype=np.float64), np.asarray(fast), np.asarray(reasoning))
+    return _Pairs(
+        ids, X, np.asarray(base, dtype=np.float64), np.asarray(fast), np.asarray(reasoning)
+    )

@@ -113,7 +113,7 @@ class HeadStore:
         """Bump the pointer's revision, so replicas reload (e.g. after a new curve)."""
         current = await self.pointer(tenant)
         pointer = json.loads(current) if current else {"version": None, "revision": 0}
-        pointer["revision"] = int(pointer.get("revision", 0)) + 1
+        pointer["revision"] = int(pointer.get("revision") or 0) + 1
         data = json.dumps(pointer, separators=(",", ":"))
         await self.store.call(self.store.client.set(_key(tenant, "active"), data))
 
