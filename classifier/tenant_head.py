@@ -46,10 +46,10 @@ __all__ = [
 
 FORMAT = "thinkroute.tenant-head/1"
 # Candidate penalty strengths (sum of log losses + penalty/2 * |params - prior|^2).
-PENALTIES: tuple[float, ...] = (1.0, 10.0, 100.0, 1000.0, 10000.0)
+PENALTIES: tuple[float, ...] = (3.0, 30.0, 300.0, 3000.0)
 _EPS = 1e-6
 # Newton's method on a penalised logistic loss converges in a handful of steps.
-MAX_NEWTON_STEPS = 50
+MAX_NEWTON_STEPS = 25
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,14 +194,24 @@ def _fit(
     pull[d + 1] = 1e-6  # the intercept: free, but the system stays solvable
     centre = np.zeros(d + 2)
     centre[d] = 1.0
+
+    def loss(params: NDArray[np.float64]) -> float:
+        z = A @ params
+        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * pull @ (params - centre) ** 2)
+
     params = centre.copy()
+    current = loss(params)
     for _ in range(MAX_NEWTON_STEPS):
-        p = 1.0 / (1.0 + np.exp(-(A @ params)))
+        p = 1.0 / (1.0 + np.exp(-np.clip(A @ params, -30.0, 30.0)))
         gradient = A.T @ (p - y) + pull * (params - centre)
         hessian = (A * (p * (1.0 - p))[:, None]).T @ A + np.diag(pull)
         step = np.linalg.solve(hessian, gradient)
-        params -= step
-        if float(np.max(np.abs(step))) < 1e-8:
+        size = 1.0
+        while size > 1e-4 and loss(params - size * step) > current:  # damped: never uphill
+            size /= 2.0
+        params = params - size * step
+        improved, current = current - loss(params), loss(params)
+        if improved < 1e-7 * max(1.0, abs(current)):
             break
     return TenantHead(mean, scale, params[:d].copy(), float(params[d]), float(params[d + 1]),
                       float(penalty))  # fmt: skip
