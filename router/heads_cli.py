@@ -20,7 +20,9 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = parser.add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="what to do with the head"
+    )
     for name, summary in (
         ("list", "the tenant's head versions, the active one and what rollback restores"),
         ("train", "fit a challenger on the tenant's graded shadow pairs; activate it only if it "
@@ -30,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ("calibrate", "rescore the tenant's pairs with its active head, for target_quality_kept"),
     ):  # fmt: skip
         action = actions.add_parser(name, help=summary, description=summary)
-        action.add_argument("--tenant", required=True, metavar="NAME")
+        action.add_argument("--tenant", required=True, metavar="NAME", help="whose head")
         action.add_argument(
             "--redis-url", help="where the proxy keeps its state (default: REDIS_URL)"
         )
