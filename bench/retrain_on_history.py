@@ -51,6 +51,7 @@ from classifier.head import GatedHead
 from classifier.kinds import kind_of
 from classifier.metrics import apgr
 from classifier.static_embedding import StaticEmbedder
+from classifier.tenant_head import fit_tenant_head, quality_kept_at_share
 from classifier.train import TrainingConfig, embed_records, fit, operating_points
 from router.state.decision_log import training_record
 
@@ -108,6 +109,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             reports[name]["apgr_delta_ci95"] = _delta_ci(
                 new_records, base_scores, head.score(X_new), args.seed
             )
+    # The tenant head (router.heads' recipe): the baseline head corrected by the history's
+    # shadow-graded pairs (both tiers, as shadow comparisons grade them), from features alone.
+    history_records = [records[i] for i in history]
+    tenant_head = fit_tenant_head(
+        X[history], baseline.score(X[history]),
+        [r.low_score for r in history_records], [r.high_score for r in history_records],
+    )  # fmt: skip
+    after = tenant_head.score(X_new, base_scores)
+    share = float(np.mean(base_scores >= thresholds["balanced"]))
+    reports["tenant_head"] = {
+        **_report(new_records, after, thresholds),
+        "apgr_delta_ci95": _delta_ci(new_records, base_scores, after, args.seed),
+        "equal_cost": _equal_cost(new_records, base_scores, after, share, args.seed),
+        "penalty": tenant_head.penalty,
+    }
     oracle = evaluate(new_records, np.zeros(len(new)), thresholds)["baselines"]["oracle"]
     print(
         json.dumps(
@@ -179,6 +195,35 @@ def _report(
         "cpt50": report["cpt50"],
         "cpt80": report["cpt80"],
         "balanced": {key: balanced[key] for key in keep},
+    }
+
+
+def _equal_cost(
+    records: list[Record],
+    before: NDArray[np.float64],
+    after: NDArray[np.float64],
+    share: float,
+    seed: int,
+) -> dict[str, Any]:
+    """Quality kept by each head when both send the same share to reasoning, and the
+    paired bootstrap 95% interval of after minus before."""
+    low = np.array([r.low_score for r in records])
+    high = np.array([r.high_score for r in records])
+    rng = np.random.default_rng(seed)
+    deltas = []
+    for _ in range(BOOTSTRAP_DRAWS):
+        rows = rng.integers(0, len(records), len(records))
+        kept_before = quality_kept_at_share(before[rows], low[rows], high[rows], share)
+        kept_after = quality_kept_at_share(after[rows], low[rows], high[rows], share)
+        if kept_before is not None and kept_after is not None:
+            deltas.append(kept_after - kept_before)
+    kept_before = quality_kept_at_share(before, low, high, share)
+    kept_after = quality_kept_at_share(after, low, high, share)
+    return {
+        "reasoning_share": round(share, 4),
+        "quality_kept_before": None if kept_before is None else round(kept_before, 4),
+        "quality_kept_after": None if kept_after is None else round(kept_after, 4),
+        "delta_ci95": [round(float(q), 4) for q in np.quantile(deltas, [0.025, 0.975])],
     }
 
 

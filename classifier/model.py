@@ -16,6 +16,7 @@ from classifier.errors import ArtifactError
 from classifier.features import FEATURE_NAMES, SURFACE_NAMES, text_features
 from classifier.static_embedding import StaticEmbedder
 from classifier.structure import fired_cues, question_of
+from classifier.tenant_head import TenantHead
 from classifier.text import text_for_scoring
 
 __all__ = ["DEFAULT_ARTIFACT", "EMBEDDERS", "DifficultyClassifier", "build_features", "embed"]
@@ -116,12 +117,16 @@ class DifficultyClassifier:
         """Score above which each mode routes to the reasoning tier."""
         return dict(self.artifact.thresholds)
 
-    def score_texts(self, texts: Sequence[str]) -> NDArray[np.float64]:
-        """P(reasoning model does better) for each text."""
+    def score_texts(
+        self, texts: Sequence[str], *, tenant_head: TenantHead | None = None
+    ) -> NDArray[np.float64]:
+        """P(reasoning model does better) for each text; ``tenant_head`` corrects the shipped
+        head's score for one tenant (:mod:`classifier.tenant_head`)."""
         if not texts:
             return np.empty(0)
         features = build_features(self.embedder, texts, question_weight=self._question_weight)
-        return self.artifact.head.score(features)
+        scores = self.artifact.head.score(features)
+        return scores if tenant_head is None else tenant_head.score(features, scores)
 
     @property
     def _question_weight(self) -> float:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from classifier import evaluate, train
 from classifier.errors import ClassifierError
+from router import heads_cli
 from router.environment import Environment, read_environment
 from router.errors import ConfigError
 from router.policy import MODES, explain
@@ -388,6 +389,11 @@ COMMANDS = {
         "write a tenant's logged routing decisions as JSON Lines records for training",
         _add_export_decisions_arguments,
         _run_export_decisions,
+    ),
+    "heads": (
+        "list, train, activate or roll back a tenant's own head (docs/quality.md)",
+        heads_cli.add_arguments,
+        heads_cli.run,
     ),
     "sim-upstream": (
         "run a simulated OpenAI upstream for tests, demos and benchmarks",

@@ -241,6 +241,18 @@ class ShadowConfig(_Strict):
     )
 
 
+class HeadsConfig(_Strict):
+    """Per-tenant heads trained from shadow comparisons (docs/quality.md#tenant-heads)."""
+
+    refresh_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=3600,
+        description="How often each replica checks Redis for a tenant's newly activated head "
+        "(one small read per tenant and interval); 0: on every request",
+    )
+
+
 class TenantConfig(_Strict):
     """A customer of the proxy: its keys and its routing policy."""
 
@@ -328,6 +340,14 @@ class TenantConfig(_Strict):
         default=True,
         description="Keep its conversations on one model unless a switch pays for the prompt "
         "cache it throws away (when the top-level `sessions.enabled`)",
+    )
+    target_quality_kept: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Route `auto` to keep this share of always-reasoning quality at the least "
+        "cost: the threshold comes from its own graded shadow pairs (default_mode applies "
+        "until there are enough); unset: default_mode",
     )
 
     @field_validator("api_keys")
@@ -665,6 +685,7 @@ class Config(_Strict):
         default=ShadowConfig(), description="Shadow comparisons for tenants that set none"
     )
     sessions: SessionsConfig = Field(default=SessionsConfig(), description=SessionsConfig.__doc__)
+    heads: HeadsConfig = Field(default=HeadsConfig(), description=HeadsConfig.__doc__)
 
     @model_validator(mode="after")
     def _check_references(self) -> Config:

@@ -29,6 +29,7 @@ __all__ = [
     "reasoning_share_floor",
     "route_request",
     "session_threshold",
+    "threshold_for_quality_kept",
 ]
 
 Tier = Literal["fast", "reasoning", "direct"]
@@ -152,6 +153,38 @@ def decide(score: float, *, mode: str, thresholds: Mapping[str, float]) -> Route
     if score >= threshold:
         return RouteDecision("reasoning", score, threshold, mode, ABOVE_THRESHOLD)
     return RouteDecision("fast", score, threshold, mode, BELOW_THRESHOLD)
+
+
+def threshold_for_quality_kept(
+    pairs: Sequence[tuple[float, float, float]], target: float
+) -> float | None:
+    """The highest threshold (fewest reasoning calls) whose quality kept reaches ``target``.
+
+    ``pairs`` are graded ``(score, fast, reasoning)``: the prompt's score and each
+    tier's score. At threshold ``t`` a pair is served by the reasoning tier when
+    ``score >= t``; quality kept is the served scores' sum over the reasoning
+    scores' sum (docs/quality.md). Pairs of one score move together, since no
+    threshold can split them. None when the reasoning tier scored nothing.
+
+    >>> threshold_for_quality_kept([(0.9, 0.0, 1.0), (0.2, 1.0, 1.0)], 0.9)
+    0.9
+    >>> threshold_for_quality_kept([(0.9, 0.0, 1.0), (0.2, 1.0, 1.0)], 0.5)
+    1.0
+    """
+    if not 0.0 < target <= 1.0:
+        raise ValueError(f"target must lie in (0, 1], got {target}")
+    always = sum(reasoning for _, _, reasoning in pairs)
+    if always <= 0:
+        return None
+    served = sum(fast for _, fast, _ in pairs)  # everything fast: threshold above every score
+    if served >= target * always:
+        return 1.0
+    ranked = sorted(pairs, key=lambda pair: -pair[0])
+    for score, group in itertools.groupby(ranked, key=lambda pair: pair[0]):
+        served += sum(reasoning - fast for _, fast, reasoning in group)
+        if served >= target * always - 1e-12:
+            return float(score)
+    return 0.0  # unreachable unless rounding: everything to reasoning keeps it all
 
 
 def route_request(

@@ -37,6 +37,7 @@ from router.errors import (
     StoreUnavailableError,
     UpstreamUnavailableError,
 )
+from router.heads import SHIPPED, ActiveHead, ActiveHeads
 from router.observe.tracing import Tracing, decision_attributes, start_tracing
 from router.policy import (
     BUDGET_DEGRADED,
@@ -141,6 +142,7 @@ class _Routed:
     state: BudgetState | None
     scores: tuple[float, float | None] | None
     session: SessionTurn | None = None
+    head: ActiveHead = SHIPPED
 
 
 class Router:
@@ -183,7 +185,13 @@ class Router:
                     {"kind": "transformer", **self.classifier.artifact.embedding}
                 ),
             )  # fmt: skip
-        self._scores: ScoreCache | None = None
+        self._scores: dict[str, ScoreCache] = {}
+        # Each tenant's own head, if one was activated (router.heads); hot-loaded from Redis.
+        self.heads = (
+            ActiveHeads(store, lambda: self.classifier, refresh_s=config.heads.refresh_s)
+            if store is not None
+            else None
+        )
         self._sync_loop: asyncio.AbstractEventLoop | None = None
         self._sync_thread: threading.Thread | None = None
         self._classifier = classifier
@@ -270,6 +278,7 @@ class Router:
         fast_only_reason: str | None = None,
         scores: tuple[float, float | None] | None = None,
         session: SessionContext | None = None,
+        head: ActiveHead = SHIPPED,
     ) -> RouteDecision:
         """Where a request would go and why, without calling a model.
 
@@ -277,7 +286,9 @@ class Router:
         budget and reasoning-share policy; ``fast_only_reason`` forces the
         fast tier and says why; ``scores`` (this turn's and the previous user
         turn's) skip the classifier when already known; ``session`` (the model
-        the conversation is on, each tier's cost of this turn) prices a switch.
+        the conversation is on, each tier's cost of this turn) prices a switch;
+        ``head`` is the tenant's own head, whose graded pairs set the threshold
+        of a tenant with ``target_quality_kept`` for model ``auto``.
         """
         default_mode = tenant.default_mode if tenant else "balanced"
         if model not in AUTO_MODELS:
@@ -331,10 +342,17 @@ class Router:
             limits = BudgetLimits(
                 limits.threshold_floor, fast_only_reason or limits.fast_only_reason
             )
+        thresholds = self.classifier.thresholds
+        quality_target = (
+            tenant.target_quality_kept if tenant and model in ("auto", VERIFY_MODEL) else None
+        )
+        calibrated = head.threshold_for(quality_target)
+        if calibrated is not None:  # the tenant's quality target, in its default mode's place
+            thresholds[mode] = calibrated
         return route_request(
             score,
             mode=mode,
-            thresholds=self.classifier.thresholds,
+            thresholds=thresholds,
             tiers=tiers,
             previous_score=previous_score,
             latency_limit_s=latency_limit_s,
@@ -573,20 +591,21 @@ class Router:
         with self.tracing.span("thinkroute.route", **{"thinkroute.tenant": who}) as span:
             if self.budgets is not None and tenant is not None and routed and needs_state:
                 state = await tolerant(tenant, self.budgets.state(tenant))
+            head = await self.heads.get(who) if self.heads and tenant and routed else SHIPPED
             session = self._session_turn(request, tenant) if routed else None
             scores = None
             if routed:
                 scores, last = await asyncio.gather(
-                    self._ascores(request.messages, who), self._last_turn(session, tenant)
+                    self._ascores(request.messages, who, head), self._last_turn(session, tenant)
                 )
                 if session is not None and last is not None:
                     session.last = last
                     session.costs = turn_costs(self.config, request.messages, last)
             decision = self._decide_request(
-                request, tenant, latency_limit_s, state, None, scores, session
+                request, tenant, latency_limit_s, state, None, scores, session, head
             )
             span.set_attributes(decision_attributes(decision, who))
-        return _Routed(decision, routed, state, scores, session)
+        return _Routed(decision, routed, state, scores, session, head)
 
     def _session_turn(
         self, request: ChatRequest, tenant: TenantConfig | None
@@ -665,7 +684,7 @@ class Router:
                 raise
             decision = self._decide_request(
                 request, tenant, latency_limit_s, routed.state, BUDGET_DEGRADED, routed.scores,
-                routed.session,
+                routed.session, routed.head,
             )  # fmt: skip
             plan = self._plan(decision, tenant)
             plan.session = routed.session
@@ -816,13 +835,13 @@ class Router:
         return self.tracing.span("thinkroute.upstream", kind="client", **attributes)
 
     async def _ascores(
-        self, messages: Sequence[Mapping[str, Any]], tenant: str
+        self, messages: Sequence[Mapping[str, Any]], tenant: str, head: ActiveHead = SHIPPED
     ) -> tuple[float, float | None]:
         """This turn's score and the previous user turn's, for a routed request.
 
         Scores another replica computed come from Redis; the rest from the
-        classifier, in a thread, since embedding is CPU work the event loop
-        must not wait on.
+        classifier (and the tenant's own ``head``, if it has one), in a thread,
+        since embedding is CPU work the event loop must not wait on.
         """
         if not self.is_classifier_loaded:
             await asyncio.to_thread(lambda: self.classifier)
@@ -833,7 +852,7 @@ class Router:
             texts.append(classifier.text_of(previous))
         scores: dict[str, float] = {"": 0.0}  # nothing to score: no sign of difficulty
         wanted = [text for text in dict.fromkeys(texts) if text not in scores]
-        shared = self._score_cache()
+        shared = self._score_cache(head)
         if shared is not None and wanted:
             for text, score in zip(
                 wanted, await shared.get_many(wanted, tenant=tenant), strict=True
@@ -842,17 +861,22 @@ class Router:
                     scores[text] = score
         missing = [text for text in wanted if text not in scores]
         if missing:
-            computed = await asyncio.to_thread(classifier.score_texts, missing)
+            # Only a tenant's own head is passed: a scorer an embedder gave stays callable as is.
+            extra = {} if head.head is None else {"tenant_head": head.head}
+            computed = await asyncio.to_thread(lambda: classifier.score_texts(missing, **extra))
             fresh = {text: float(score) for text, score in zip(missing, computed, strict=True)}
             scores.update(fresh)
             if shared is not None:
                 await shared.put_many(fresh, tenant=tenant)
         return scores[texts[0]], scores[texts[1]] if previous else None
 
-    def _score_cache(self) -> ScoreCache | None:
-        if self._scores is None and self.store is not None:
-            self._scores = ScoreCache(self.store, namespace=self.classifier.fingerprint)
-        return self._scores
+    def _score_cache(self, head: ActiveHead = SHIPPED) -> ScoreCache | None:
+        if self.store is None:
+            return None
+        namespace = head.namespace(self.classifier.fingerprint)  # a head's scores are its own
+        if namespace not in self._scores:
+            self._scores[namespace] = ScoreCache(self.store, namespace=namespace)
+        return self._scores[namespace]
 
     async def _store_answer(
         self,
@@ -898,6 +922,7 @@ class Router:
         fast_only_reason: str | None,
         scores: tuple[float, float | None] | None,
         session: SessionTurn | None = None,
+        head: ActiveHead = SHIPPED,
     ) -> RouteDecision:
         decision = self.decide(
             request.messages,
@@ -909,6 +934,7 @@ class Router:
             fast_only_reason=fast_only_reason,
             scores=scores,
             session=session.context if session is not None else None,
+            head=head,
         )
         if request.reasoning_ceiling is None or decision.tier == "direct":
             return decision

@@ -81,6 +81,8 @@ PARSE_ONLY = {
     "helm": "needs a cluster; a local chart must exist and take every --set key (tests/deploy "
     "renders the chart)",
     "kubectl": "needs a cluster",
+    "thinkroute heads": "needs a tenant's graded shadow pairs in Redis (tests/router/test_heads.py "
+    "runs train, list, rollback and calibrate against them)",
 }
 
 

@@ -13,6 +13,7 @@ from router.observe.metrics import Metrics
 from router.proxy import Router
 from router.state.budgets import Budgets
 from router.state.decision_log import DecisionLog
+from router.state.store import Store
 from router.state.tenants import TenantDirectory
 
 __all__ = ["AppServices", "Services", "services"]
@@ -38,6 +39,12 @@ class Services:
         if self.router.budgets is None:
             raise StoreUnavailableError("usage is kept in Redis, and none is configured")
         return self.router.budgets
+
+    def store(self) -> Store:
+        """The Redis store, or a 503 where none is configured (tenant heads live there)."""
+        if self.router.store is None:
+            raise StoreUnavailableError("tenant heads are kept in Redis, and none is configured")
+        return self.router.store
 
     async def usage(self, tenant: TenantConfig) -> dict[str, Any]:
         """A tenant's figures, with the output estimate each tier's reservations use now."""

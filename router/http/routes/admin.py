@@ -7,14 +7,19 @@ anyone without the admin key.
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from classifier.model import DifficultyClassifier
+from router import heads
+from router.errors import InvalidRequestError
 from router.http.auth import require_admin
 from router.http.body import read_json
 from router.http.jsonio import JSONResponse
 from router.http.openapi import json_body, tenant_body
-from router.http.services import AppServices
+from router.http.services import AppServices, Services
 from router.state.tenants import describe
 
 __all__ = ["router"]
@@ -81,3 +86,54 @@ async def revoke_key(name: str, key_id: str, found: AppServices) -> Response:
 @router.get("/v1/tenants/{name}/usage")
 async def tenant_usage(name: str, found: AppServices) -> Response:
     return JSONResponse(await found.usage(await found.directory.get(name)))
+
+
+# -- the tenant's own head (router.heads; `thinkroute heads` is the same from a shell) -------
+
+
+@router.get("/v1/tenants/{name}/heads")
+async def list_heads(name: str, found: AppServices) -> Response:
+    tenant = await found.directory.get(name)
+    return JSONResponse(await heads.list_heads(found.store(), tenant.name))
+
+
+@router.post("/v1/tenants/{name}/heads/train")
+async def train_head(name: str, request: Request, found: AppServices) -> Response:
+    """Fit a challenger; it is activated only if it beats the current head (the report says)."""
+    tenant = await found.directory.get(name)
+    options = await _options(request, {"activate": True})
+    report = await heads.train(found.store(), await _classifier(found), tenant.name,
+                               is_activating=options["activate"])  # fmt: skip
+    return JSONResponse(report, status_code=201)
+
+
+@router.post("/v1/tenants/{name}/heads/{version}/activate")
+async def activate_head(name: str, version: str, request: Request, found: AppServices) -> Response:
+    tenant = await found.directory.get(name)
+    options = await _options(request, {"force": False})
+    report = await heads.activate(found.store(), await _classifier(found), tenant.name, version,
+                                  force=options["force"])  # fmt: skip
+    return JSONResponse(report)
+
+
+@router.post("/v1/tenants/{name}/heads/rollback")
+async def rollback_head(name: str, found: AppServices) -> Response:
+    tenant = await found.directory.get(name)
+    return JSONResponse(await heads.rollback(found.store(), await _classifier(found), tenant.name))
+
+
+async def _options(request: Request, defaults: dict[str, bool]) -> dict[str, bool]:
+    """Optional JSON flags (an empty body takes the defaults); anything else is a 400."""
+    body = await read_json(request) if await request.body() else {}
+    if not isinstance(body, dict) or set(body) - set(defaults):
+        raise InvalidRequestError(f"expected a JSON object with at most {sorted(defaults)}")
+    if not all(isinstance(body.get(k, v), bool) for k, v in defaults.items()):
+        raise InvalidRequestError(f"{sorted(defaults)} take true or false")
+    return {k: bool(body.get(k, v)) for k, v in defaults.items()}
+
+
+async def _classifier(found: Services) -> DifficultyClassifier:
+    router_ = found.router
+    if not router_.is_classifier_loaded:
+        await asyncio.to_thread(lambda: router_.classifier)
+    return router_.classifier
