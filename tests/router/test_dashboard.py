@@ -209,9 +209,11 @@ def test_figures_of_entries():
         (2_000, {"served_tier": "fast", "cache": "miss", "total_ms": 40.0, "upstream_ms": 35.0,
                  "cost_usd": 0.001, "baseline_usd": 0.004}),
         (3_000, {"served_tier": "reasoning", "cache": "bypass", "total_ms": 900.0,
-                 "upstream_ms": 880.0, "cost_usd": 0.01, "baseline_usd": 0.01, "status": 499}),
+                 "upstream_ms": 880.0, "cost_usd": 0.01, "baseline_usd": 0.01, "status": 499,
+                 "session_switch": True, "session_cache_cost_usd": 0.002}),
     ]  # fmt: skip
     figures = window_figures(entries)
+    assert figures["session_switches"] == 1 and figures["session_cache_cost_usd"] == 0.002
     assert (figures["requests"], figures["fast"], figures["reasoning"]) == (3, 2, 1)
     assert figures["cache_hit_rate"] == 0.5 and figures["errors"] == 1
     assert figures["savings_usd"] == pytest.approx(0.003)

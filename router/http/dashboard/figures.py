@@ -32,7 +32,8 @@ def percentile(values: Sequence[float], p: float) -> float | None:
 
 
 def window_figures(entries: Iterable[Entry]) -> dict[str, Any]:
-    """Routing split, money, cache, fallbacks and latency percentiles of some entries.
+    """Routing split, money, cache, fallbacks, session switches and latency percentiles of
+    some entries.
 
     ``cache_hit_rate`` is over cache lookups (hits and misses): a request the
     cache may not answer (``bypass``, e.g. a sampled temperature) says nothing
@@ -40,8 +41,8 @@ def window_figures(entries: Iterable[Entry]) -> dict[str, Any]:
     reasoning tier; a cache hit costs nothing and has no baseline, so it adds
     to neither.
     """
-    count = fast = reasoning = fallbacks = hits = lookups = errors = 0
-    spend = baseline = 0.0
+    count = fast = reasoning = fallbacks = hits = lookups = errors = switches = 0
+    spend = baseline = cache_lost = 0.0
     total_ms: list[float] = []
     upstream_ms: list[float] = []
     routing_ms: list[float] = []
@@ -57,6 +58,9 @@ def window_figures(entries: Iterable[Entry]) -> dict[str, Any]:
         errors += int(entry.get("status") or 200) >= 400
         spend += float(entry.get("cost_usd") or 0.0)
         baseline += float(entry.get("baseline_usd") or 0.0)
+        # A session moved to another model: its prompt cache paid again (router.sessions).
+        switches += bool(entry.get("session_switch"))
+        cache_lost += float(entry.get("session_cache_cost_usd") or 0.0)
         total_ms.append(float(entry.get("total_ms") or 0.0))
         routing_ms.append(float(entry.get("routing_ms") or 0.0))
         if cache != "hit":  # a hit never reached a model
@@ -76,6 +80,8 @@ def window_figures(entries: Iterable[Entry]) -> dict[str, Any]:
         "baseline_usd": round(baseline, 6),
         "savings_usd": round(savings, 6),
         "savings_share": savings / baseline if baseline > 0 else None,
+        "session_switches": switches,
+        "session_cache_cost_usd": round(cache_lost, 6),
         "latency_ms": {
             "total": _percentiles(total_ms),
             "upstream": _percentiles(upstream_ms),
