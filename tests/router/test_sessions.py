@@ -222,6 +222,16 @@ def test_a_conversation_without_an_id_is_named_by_its_first_exchange(server, ten
     assert routed(chat(server, tenant, other)) == ("fast", BELOW_THRESHOLD)
 
 
+def test_v1_route_answers_as_the_sessions_next_turn_would_go(server, tenants):
+    tenant = tenants[1]
+    first, second = turns("HARD", "EASY")
+    assert routed(chat(server, tenant, first, "sess-r"))[0] == "reasoning"
+    headers = {"authorization": f"Bearer sk-{tenant}-key", "x-session-id": "sess-r"}
+    planned = httpx.post(f"{server.url}/v1/route", headers=headers, timeout=30,
+                         json={"model": "auto", "messages": second}).json()  # fmt: skip
+    assert (planned["tier"], planned["reason"]) == ("reasoning", SESSION_STICKY)
+
+
 @pytest.mark.parametrize("bad", ["x" * 201, "has space", ""])
 def test_a_bad_session_id_is_a_400_in_openais_shape(server, tenants, bad):
     response = chat(server, tenants[0], turns("EASY")[0], bad)

@@ -33,7 +33,7 @@ from router.proxy import AUTO_MODELS
 from router.requests import ChatRequest
 from router.state.feedback import REQUEST_ID
 
-__all__ = ["LATENCY_LIMIT_HEADER", "latency_limit", "router"]
+__all__ = ["LATENCY_LIMIT_HEADER", "SESSION_HEADER", "latency_limit", "router", "with_session"]
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from router.errors import BudgetExceededError, InvalidRequestError, ThinkrouteEr
 from router.http.auth import CallingTenant
 from router.http.body import read_json
 from router.http.jsonio import JSONResponse
-from router.http.routes.chat import CHAT_BODY, MESSAGES_BODY, latency_limit
+from router.http.routes.chat import CHAT_BODY, MESSAGES_BODY, latency_limit, with_session
 from router.http.services import AppServices, Services
 from router.http.wire import ANTHROPIC_WIRE
 from router.policy import explain
@@ -35,7 +35,7 @@ async def route(request: Request, tenant: CallingTenant, found: AppServices) -> 
     """The decision a chat would get, with no model called."""
     body = await read_json(request)
     wants_evidence = _pop_explain(body)
-    chat = parse_chat_request(body)
+    chat = with_session(parse_chat_request(body), request)
     latency_limit_s = latency_limit(request)
     await _count_request(found, tenant)
     decision = await found.router.plan_route(chat, tenant, latency_limit_s=latency_limit_s)
