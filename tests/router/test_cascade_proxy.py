@@ -57,11 +57,15 @@ def cascade_config(upstream_url: str, tenant: str, **cascade: Any) -> Any:
         return {"model_name": name, "litellm_params": params, "model_info": PRICES[name]}
 
     tenant_options = cascade.pop("tenant_options", {})
+    others = [{"name": name, "api_keys": [f"sk-{name}-key"]} for name in cascade.pop("others", [])]
     return build_config(
         {
             "model_list": [model("fast"), model("flash"), model("reasoning")],
             "tiers": {"fast": {"model": "fast"}, "reasoning": {"model": "reasoning"}},
-            "tenants": [{"name": tenant, "api_keys": [f"sk-{tenant}-key"], **tenant_options}],
+            "tenants": [
+                {"name": tenant, "api_keys": [f"sk-{tenant}-key"], **tenant_options},
+                *others,
+            ],
             "cache": {"enabled": False},
             "dispatch": {"num_retries": 0, "timeout_s": 10},
             "cascade": {"verifier": "flash", **cascade},
