@@ -7,7 +7,9 @@ fast model's next sample). ``eval`` reports APGR/CPT beside the prompt-only rout
 (the prompt head's score alone) and a quality-versus-cost table: the cascade pays the
 fast and verifier calls on every prompt and the reasoning call on escalated ones; the
 prompt-only router pays one tier per prompt. The reasoning model bills
-``--hidden-tokens`` hidden tokens per visible output token.
+``--hidden-tokens`` hidden tokens per visible output token. ``--plot FILE.png`` draws
+quality against cost per 1k prompts for the cascade, the prompt-only router and a random
+order (see :mod:`classifier.cascade_plot`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ __all__ = ["add_cascade_arguments", "cascade_report", "run_cascade_eval", "run_c
 
 DEFAULT_HIDDEN_TOKENS = 4.0
 PGR_TARGETS = (0.5, 0.8, 0.9, 0.95)
+# Reasoning shares the report's curve lists, and the plot draws.
+REPORT_CURVE_POINTS = 11
+PLOT_CURVE_POINTS = 101
 # Chat framing around a prompt, in tokens.
 FRAMING_TOKENS = 10
 
@@ -155,19 +160,20 @@ def run_cascade_score(args: argparse.Namespace) -> int:
 
 
 def run_cascade_eval(args: argparse.Namespace) -> int:
-    if getattr(args, "plot", None):
-        raise SystemExit("--plot is not drawn for --cascade yet: use --json and its 'curve'")
     records, prompt_scores, baseline, head = _load(args)
     scores = escalation_scores(head, records, prompt_scores, args.verifier)
-    report = cascade_report(
-        records,
-        baseline,
-        scores,
-        verifier=args.verifier,
-        hidden_tokens=args.hidden_tokens,
-        given_prices=_prices(args.price),
-        baseline=args.baseline,
-    )
+    options: dict[str, Any] = {
+        "verifier": args.verifier,
+        "hidden_tokens": args.hidden_tokens,
+        "given_prices": _prices(args.price),
+        "baseline": args.baseline,
+    }
+    report = cascade_report(records, baseline, scores, **options)
+    if getattr(args, "plot", None):
+        from classifier.cascade_plot import draw_quality_cost
+
+        dense = cascade_report(records, baseline, scores, curve_points=PLOT_CURVE_POINTS, **options)
+        draw_quality_cost(dense, args.plot)
     print(json.dumps(report) if args.json else _format(report))
     return 0
 
@@ -198,6 +204,7 @@ def cascade_report(
     hidden_tokens: float = DEFAULT_HIDDEN_TOKENS,
     given_prices: dict[str, tuple[float, float]] | None = None,
     baseline: str = "prompt-head",
+    curve_points: int = REPORT_CURVE_POINTS,
 ) -> dict[str, Any]:
     """APGR/CPT of the cascade and of the prompt-only router, and what each costs.
 
@@ -216,6 +223,8 @@ def cascade_report(
         ``model -> (input, output)`` USD per million tokens, over LiteLLM's map.
     baseline : str
         What ``prompt_scores`` are, for the report.
+    curve_points : int
+        Evenly spaced reasoning shares, 0 to 1, in the quality-versus-cost ``curve``.
     """
     cheap = [r.fast_score for r in records]
     costly = [r.reasoning_score for r in records]
@@ -251,9 +260,11 @@ def cascade_report(
             "break_even_hidden_tokens": _solve(a_c, b_c, a_p, b_p, 1.0),
             "hidden_tokens_for_ratio_0.8": _solve(a_c, b_c, a_p, b_p, 0.8),
         }
-    for share in np.linspace(0.0, 1.0, 11):
+    fast_mean, reasoning_mean = float(np.mean(cheap)), float(np.mean(costly))
+    for share in np.linspace(0.0, 1.0, curve_points):
         a_c, b_c = costs.cascade_usd(scores, share)
         a_p, b_p = costs.prompt_only_usd(prompt_scores, share)
+        a_r, b_r = costs.random_usd(share)
         report["curve"].append(
             {
                 "reasoning_share": round(float(share), 2),
@@ -263,6 +274,9 @@ def cascade_report(
                 "prompt_only_usd_per_1k": round(
                     1000 * (a_p + b_p * hidden_tokens) / len(records), 4
                 ),
+                # A random order: quality and cost both linear in the share escalated.
+                "random_quality": round(fast_mean + share * (reasoning_mean - fast_mean), 4),
+                "random_usd_per_1k": round(1000 * (a_r + b_r * hidden_tokens) / len(records), 4),
             }
         )
     return report
@@ -352,6 +366,12 @@ class _Costs:
         k = share * len(scores)
         fast_left = self.fast.sum() - _partial_sum(self.fast[order], k)
         return float(fast_left + fixed), per_hidden
+
+    def random_usd(self, share: float) -> tuple[float, float]:
+        """Expected total USD of a prompt-only router that sends a random ``share`` to
+        reasoning (the rest fast)."""
+        fixed = (1.0 - share) * self.fast.sum() + share * self.reasoning_fixed.sum()
+        return float(fixed), float(share * self.reasoning_per_hidden.sum())
 
     def _escalated(self, scores: NDArray[np.float64], share: float) -> tuple[float, float]:
         order = np.argsort(-scores, kind="stable")

@@ -184,5 +184,28 @@ def test_score_and_eval_commands(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert len(report["curve"]) == 11 and set(report["at_pgr"]) == {"0.5", "0.8", "0.9", "0.95"}
     with pytest.raises(SystemExit, match="--verifier"):
         main(["eval", "--cascade", "--data", str(data)])
-    with pytest.raises(SystemExit, match="--plot"):
-        main([*argv, "--plot", str(tmp_path / "curve.png")])
+
+
+def test_eval_plots_quality_against_cost(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    data = write_records(tmp_path / "c.jsonl")
+    price = ["--price", "fast-m=0.15/0.6", "--price", "check-m=0.075/0.3"]
+    argv = ["eval", "--cascade", "--verifier", "check-m", "--data", str(data), "--json", *price]
+    plot = tmp_path / "cost.png"
+    assert main([*argv, "--hidden-tokens", "3", "--plot", str(plot)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    with Image.open(plot) as image:
+        assert image.format == "PNG" and image.size[0] > 400 and image.size[1] > 300
+        image.verify()  # the whole file decodes
+    # The curves drawn: random spends linearly from all-fast to all-reasoning.
+    first, last = report["curve"][0], report["curve"][-1]
+    assert first["random_usd_per_1k"] == pytest.approx(first["prompt_only_usd_per_1k"], rel=1e-3)
+    assert last["random_usd_per_1k"] == pytest.approx(last["prompt_only_usd_per_1k"], rel=1e-3)
+    assert first["random_quality"] < last["random_quality"]
+    # The cascade pays its verifier on every prompt: dearer than fast alone at share 0.
+    assert first["cascade_usd_per_1k"] > first["prompt_only_usd_per_1k"]
+    with pytest.raises(SystemExit, match="cannot write"):
+        main([*argv, "--plot", str(tmp_path / "no-such-dir" / "cost.png")])
