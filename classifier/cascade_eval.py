@@ -80,6 +80,13 @@ def add_cascade_arguments(parser: argparse.ArgumentParser, *, costs: bool) -> No
     )
     if costs:
         group.add_argument(
+            "--order",
+            choices=("head", "disagreement"),
+            default="head",
+            help="the cascade's escalation order: the verifier head's score, or differing "
+            "answers first, then by prompt score (the proxy without cascade.verifier_head)",
+        )
+        group.add_argument(
             "--hidden-tokens",
             type=float,
             default=DEFAULT_HIDDEN_TOKENS,
@@ -141,10 +148,14 @@ def escalation_scores(
     records: Sequence[CascadeRecord],
     prompt_scores: NDArray[np.float64],
     verifier: str,
+    order: str = "head",
 ) -> NDArray[np.float64]:
-    """The head's P(reasoning does better) per record: the order the cascade escalates in."""
-    from classifier.verifier_train import verifier_scores
+    """The order the cascade escalates in: the head's P(reasoning does better) per record,
+    or (``order="disagreement"``) differing answers first, each group by prompt score."""
+    from classifier.verifier_train import disagreement_scores, verifier_scores
 
+    if order == "disagreement":
+        return disagreement_scores(records, prompt_scores, verifier)
     return verifier_scores(head, records, prompt_scores, verifier)
 
 
@@ -161,12 +172,13 @@ def run_cascade_score(args: argparse.Namespace) -> int:
 
 def run_cascade_eval(args: argparse.Namespace) -> int:
     records, prompt_scores, baseline, head = _load(args)
-    scores = escalation_scores(head, records, prompt_scores, args.verifier)
+    scores = escalation_scores(head, records, prompt_scores, args.verifier, args.order)
     options: dict[str, Any] = {
         "verifier": args.verifier,
         "hidden_tokens": args.hidden_tokens,
         "given_prices": _prices(args.price),
         "baseline": args.baseline,
+        "order": args.order,
     }
     report = cascade_report(records, baseline, scores, **options)
     if getattr(args, "plot", None):
@@ -205,6 +217,7 @@ def cascade_report(
     given_prices: dict[str, tuple[float, float]] | None = None,
     baseline: str = "prompt-head",
     curve_points: int = REPORT_CURVE_POINTS,
+    order: str = "head",
 ) -> dict[str, Any]:
     """APGR/CPT of the cascade and of the prompt-only router, and what each costs.
 
@@ -225,6 +238,8 @@ def cascade_report(
         What ``prompt_scores`` are, for the report.
     curve_points : int
         Evenly spaced reasoning shares, 0 to 1, in the quality-versus-cost ``curve``.
+    order : str
+        What ``scores`` are (``head`` or ``disagreement``), for the report.
     """
     cheap = [r.fast_score for r in records]
     costly = [r.reasoning_score for r in records]
@@ -238,6 +253,7 @@ def cascade_report(
         "verifier_reply_share": round(float(np.mean(answered)), 4),
         "hidden_tokens_per_visible": hidden_tokens,
         "baseline": baseline,
+        "order": order,
         "cascade": _summary(cascade),
         "prompt_only": _summary(prompt_only),
         "prices_usd_per_mtok": costs.price_table(),
@@ -396,7 +412,7 @@ def _format(report: dict[str, Any]) -> str:
         f"{report['n']} cascade records, verifier {report['verifier']} "
         f"(reply on {report['verifier_reply_share']:.1%}), reasoning bills "
         f"{report['hidden_tokens_per_visible']:g} hidden tokens per visible one; "
-        f"prompt-only = {report['baseline']}",
+        f"cascade order = {report['order']}, prompt-only = {report['baseline']}",
         f"{'':14s} {'APGR':>7s} {'CPT50':>7s} {'CPT80':>7s} {'CPT90':>7s}",
     ]
     for name in ("cascade", "prompt_only"):

@@ -36,7 +36,7 @@ def draw_quality_cost(report: dict[str, Any], path: Path) -> None:
         raise SystemExit("--plot needs matplotlib: pip install 'thinkroute[plot]'") from exc
     rows = report["curve"]
     lines = (
-        ("cascade", f"cascade, verifier {report['verifier']} "
+        ("cascade", f"cascade, verifier {report['verifier']}, {report['order']} order "
                     f"(APGR {report['cascade']['apgr']:.3f})", "-"),
         ("prompt_only", f"prompt-only router, {report['baseline']} "
                         f"(APGR {report['prompt_only']['apgr']:.3f})", "-"),

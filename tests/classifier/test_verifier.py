@@ -13,7 +13,7 @@ from classifier.cascade_data import read_cascade_records
 from classifier.cascade_eval import cascade_report
 from classifier.errors import ArtifactError, DataFormatError
 from classifier.verifier import FEATURE_NAMES, VerifierHead, answer_features
-from classifier.verifier_train import fit_verifier, verifier_scores
+from classifier.verifier_train import disagreement_scores, fit_verifier, verifier_scores
 from router.cli import main
 
 AGREE = FEATURE_NAMES.index("agree")
@@ -79,6 +79,19 @@ def test_a_trained_head_escalates_disagreement_first_and_round_trips(tmp_path: P
     assert scores[disagreeing].min() > scores[~disagreeing].max()
     saved = VerifierHead.load(head.save(tmp_path / "verifier.json"))
     assert np.allclose(verifier_scores(saved, records, prompt_scores, "check-m"), scores)
+
+
+def test_the_disagreement_order_puts_differing_answers_first_then_the_prompt_score(
+    tmp_path: Path,
+) -> None:
+    records = read_cascade_records([write_records(tmp_path / "c.jsonl")])
+    prompt_scores = np.linspace(0.0, 1.0, len(records))
+    scores = disagreement_scores(records, prompt_scores, "check-m")
+    disagreeing = np.array([r.fast_score == 0.0 for r in records])
+    assert scores[disagreeing].min() > scores[~disagreeing].max()
+    # Within each group, the prompt-only order stands.
+    for group in (disagreeing, ~disagreeing):
+        assert np.all(np.diff(scores[group]) > 0)
 
 
 def test_the_shipped_head_ranks_disagreement_above_agreement() -> None:
@@ -195,8 +208,14 @@ def test_eval_plots_quality_against_cost(
     price = ["--price", "fast-m=0.15/0.6", "--price", "check-m=0.075/0.3"]
     argv = ["eval", "--cascade", "--verifier", "check-m", "--data", str(data), "--json", *price]
     plot = tmp_path / "cost.png"
-    assert main([*argv, "--hidden-tokens", "3", "--plot", str(plot)]) == 0
+    assert (
+        main([*argv, "--hidden-tokens", "3", "--order", "disagreement", "--plot", str(plot)]) == 0
+    )
     report = json.loads(capsys.readouterr().out)
+    # Synthetic data where a differing verifier means a wrong fast answer: that order is
+    # the oracle's, all of the gap recovered at the share of disagreements.
+    assert report["order"] == "disagreement"
+    assert report["cascade"]["cpt90"] <= 1 / 3 + 1e-9
     with Image.open(plot) as image:
         assert image.format == "PNG" and image.size[0] > 400 and image.size[1] > 300
         image.verify()  # the whole file decodes
