@@ -28,6 +28,7 @@ from classifier.cascade_data import (
     CHARS_PER_TOKEN,
     SELF,
     CascadeRecord,
+    ModelPrice,
     is_held_out,
     model_price,
     read_cascade_records,
@@ -35,13 +36,21 @@ from classifier.cascade_data import (
 from classifier.metrics import RoutingCurve, routing_curve
 from classifier.verifier import VerifierHead
 
-__all__ = ["add_cascade_arguments", "cascade_report", "run_cascade_eval", "run_cascade_score"]
+__all__ = [
+    "ROLES",
+    "add_cascade_arguments",
+    "cascade_report",
+    "run_cascade_eval",
+    "run_cascade_score",
+]
 
 DEFAULT_HIDDEN_TOKENS = 4.0
 PGR_TARGETS = (0.5, 0.8, 0.9, 0.95)
 # Reasoning shares the report's curve lists, and the plot draws.
 REPORT_CURVE_POINTS = 11
 PLOT_CURVE_POINTS = 101
+# The calls a cascade makes; ``role_prices`` may price each as a configured model would.
+ROLES = ("fast", "verifier", "reasoning")
 # Chat framing around a prompt, in tokens.
 FRAMING_TOKENS = 10
 
@@ -177,6 +186,8 @@ def run_cascade_eval(args: argparse.Namespace) -> int:
         "verifier": args.verifier,
         "hidden_tokens": args.hidden_tokens,
         "given_prices": _prices(args.price),
+        # Set by the ``thinkroute`` command from ``--config``: the tiers' own prices.
+        "role_prices": getattr(args, "role_prices", None),
         "baseline": args.baseline,
         "order": args.order,
     }
@@ -215,6 +226,7 @@ def cascade_report(
     verifier: str,
     hidden_tokens: float = DEFAULT_HIDDEN_TOKENS,
     given_prices: dict[str, tuple[float, float]] | None = None,
+    role_prices: dict[str, ModelPrice] | None = None,
     baseline: str = "prompt-head",
     curve_points: int = REPORT_CURVE_POINTS,
     order: str = "head",
@@ -234,6 +246,10 @@ def cascade_report(
         Hidden reasoning tokens billed per visible output token of the reasoning model.
     given_prices : dict, optional
         ``model -> (input, output)`` USD per million tokens, over LiteLLM's map.
+    role_prices : dict, optional
+        ``role -> ModelPrice`` for ``fast``, ``verifier`` or ``reasoning``: every call of
+        that role priced so, whichever model the data recorded (what a configured
+        deployment would cost for the same tokens).
     baseline : str
         What ``prompt_scores`` are, for the report.
     curve_points : int
@@ -245,7 +261,7 @@ def cascade_report(
     costly = [r.reasoning_score for r in records]
     cascade = routing_curve(scores, cheap, costly)
     prompt_only = routing_curve(prompt_scores, cheap, costly)
-    costs = _Costs(records, verifier, given_prices or {})
+    costs = _Costs(records, verifier, given_prices or {}, role_prices or {})
     answered = [r.verifier_text(verifier) is not None for r in records]
     report: dict[str, Any] = {
         "n": len(records),
@@ -324,9 +340,15 @@ class _Costs:
     """Modelled USD per prompt, split into a fixed part and a part per hidden-token multiple."""
 
     def __init__(
-        self, records: Sequence[CascadeRecord], verifier: str, given: dict[str, tuple[float, float]]
+        self,
+        records: Sequence[CascadeRecord],
+        verifier: str,
+        given: dict[str, tuple[float, float]],
+        roles: dict[str, ModelPrice],
     ) -> None:
-        self._prices: dict[str, Any] = {}
+        self._given = given
+        self._roles = roles
+        self._prices: dict[str, ModelPrice] = {}
         n = len(records)
         self.fast = np.zeros(n)
         self.verify = np.zeros(n)
@@ -335,30 +357,35 @@ class _Costs:
         for i, record in enumerate(records):
             prompt_tokens = len(record.prompt) / CHARS_PER_TOKEN + FRAMING_TOKENS
             fast_tokens = len(record.fast_text) / CHARS_PER_TOKEN
-            self.fast[i] = self._price(record.fast_model, given).cost_usd(
+            self.fast[i] = self._price("fast", record.fast_model).cost_usd(
                 prompt_tokens, fast_tokens
             )
             answer = record.verifier_answer(verifier)
             # A reply missing from the data was still a call: charge one like the fast reply.
             model = answer[0] if answer else (record.fast_model if verifier == SELF else verifier)
             reply_tokens = len(answer[1] if answer else record.fast_text) / CHARS_PER_TOKEN
-            self.verify[i] = self._price(model, given).cost_usd(prompt_tokens, reply_tokens)
+            self.verify[i] = self._price("verifier", model).cost_usd(prompt_tokens, reply_tokens)
             visible = (
                 record.reasoning_output_chars / CHARS_PER_TOKEN
                 if record.reasoning_output_chars is not None
                 else fast_tokens
             )
-            reasoning = self._price(record.reasoning_model, given)
+            reasoning = self._price("reasoning", record.reasoning_model)
             self.reasoning_fixed[i] = reasoning.cost_usd(prompt_tokens, visible)
             self.reasoning_per_hidden[i] = reasoning.cost_usd(0.0, visible)
 
-    def _price(self, model: str, given: dict[str, tuple[float, float]]) -> Any:
-        if model not in self._prices:
+    def _price(self, role: str, model: str) -> ModelPrice:
+        """The role's configured price if given, else the data's model's."""
+        name = role if role in self._roles else model  # the report's price table lists it so
+        if name not in self._prices:
+            if role in self._roles:
+                self._prices[name] = self._roles[role]
+                return self._prices[name]
             try:
-                self._prices[model] = model_price(model, given)
+                self._prices[name] = model_price(model, self._given)
             except KeyError as exc:
                 raise SystemExit(str(exc.args[0])) from exc
-        return self._prices[model]
+        return self._prices[name]
 
     def price_table(self) -> dict[str, dict[str, Any]]:
         return {

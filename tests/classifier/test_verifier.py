@@ -228,3 +228,54 @@ def test_eval_plots_quality_against_cost(
     assert first["cascade_usd_per_1k"] > first["prompt_only_usd_per_1k"]
     with pytest.raises(SystemExit, match="cannot write"):
         main([*argv, "--plot", str(tmp_path / "no-such-dir" / "cost.png")])
+
+
+def test_eval_prices_the_calls_as_the_configs_models(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_records(tmp_path / "c.jsonl")
+
+    def config(reasoning_per_token: float) -> Path:
+        def model(name: str, per_token: float) -> dict[str, object]:
+            return {
+                "model_name": name,
+                "litellm_params": {"model": f"openai/{name}-model"},
+                "model_info": {
+                    "input_cost_per_token": per_token,
+                    "output_cost_per_token": 4 * per_token,
+                },
+            }
+
+        path = tmp_path / f"config-{reasoning_per_token}.yaml"
+        document = {
+            "model_list": [
+                model("small", 1e-7),
+                model("check", 5e-8),
+                model("big", reasoning_per_token),
+            ],  # fmt: skip
+            "tiers": {"fast": {"model": "small"}, "reasoning": {"model": "big"}},
+            "cascade": {"verifier": "check"},
+        }
+        path.write_text(json.dumps(document))  # YAML reads JSON
+        return path
+
+    argv = ["eval", "--cascade", "--verifier", "check-m", "--data", str(data), "--json"]
+    reports = []
+    for per_token in (1e-6, 2e-6):
+        assert main([*argv, "--config", str(config(per_token))]) == 0
+        reports.append(json.loads(capsys.readouterr().out))
+    prices = reports[0]["prices_usd_per_mtok"]
+    assert prices == {
+        "fast": {"input": 0.1, "output": 0.4, "source": "config:small"},
+        "verifier": {"input": 0.05, "output": 0.2, "source": "config:check"},
+        "reasoning": {"input": 1.0, "output": 4.0, "source": "config:big"},
+    }
+    # Everything to reasoning costs twice as much at twice the reasoning model's price;
+    # all-fast is priced by the fast tier alone.
+    cheap, dear = (report["curve"] for report in reports)
+    assert dear[-1]["prompt_only_usd_per_1k"] == pytest.approx(
+        2 * cheap[-1]["prompt_only_usd_per_1k"], rel=1e-3
+    )
+    assert dear[0]["prompt_only_usd_per_1k"] == cheap[0]["prompt_only_usd_per_1k"]
+    with pytest.raises(SystemExit, match="--cascade"):
+        main(["eval", "--data", str(data), "--config", str(config(1e-6))])
