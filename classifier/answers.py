@@ -3,7 +3,8 @@
 A cascade asks the fast model and a cheap verifier the same question and escalates
 when their final answers differ. That needs the *final* answer of free text: a JSON
 ``"answer"`` field, an ``<answer>`` tag, LaTeX ``\\boxed{}``, an "the answer is ..."
-phrase, a bare short reply, or the number a concluding sentence ends on. The
+phrase, a bare short reply (a short sentence stating one number, "The total is 300.",
+answers with that number), or the number a concluding sentence ends on. The
 extracted span is then normalised (numbers to one spelling, ``\\frac``, thousands
 separators, currency and units dropped, quotes stripped, Python literals to one
 repr, yes/no and multiple-choice letters) so that ``"$1,200.00"`` and ``"1200"``
@@ -85,6 +86,15 @@ _CONCLUSION = re.compile(
     r"\b(?:therefore|thus|so|hence|total|answer|result|in all|altogether)\b|=", re.IGNORECASE
 )
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
+# A short sentence that states one number as its answer: "The total is 300.", "She has
+# 12 apples left.", "It costs $4.50." The number follows a linking verb and only a unit
+# may follow it, so "March 5" or "version 3 of 4" are not read as numbers.
+_SENTENCE_NUMBER = re.compile(
+    r"^[A-Za-z][^\d\n]{0,80}?\b(?:is|are|was|were|equals?|makes?|gives?|comes? to|totals?|"
+    r"(?:a )?total of|gets?|has|have|had|needs?|costs?|takes?|pays?|earns?|spends?|sold|"
+    r"left with|will be|would be)\s*:?\s+(?P<rest>[-−+]?\s*(?:\\?\$|€|£)?\s*\d[^\n]*)$",
+    re.IGNORECASE,
+)
 
 
 def extract_answer(text: str | None) -> Answer:
@@ -210,22 +220,25 @@ def _literal_prefix(text: str) -> str:
 
 
 def _short(text: str) -> str | None:
+    """A one-line reply that is its own answer: a few words, a literal, or a short
+    sentence stating one number ("The total is 300.")."""
     stripped = text.strip()
-    if (
-        len(stripped) <= SHORT_REPLY_CHARS
-        and "\n" not in stripped
-        and (len(stripped.split()) <= SHORT_REPLY_WORDS or stripped[0] in "[({'\"")
-    ):
+    if len(stripped) > SHORT_REPLY_CHARS or "\n" in stripped:
+        return None
+    if len(stripped.split()) <= SHORT_REPLY_WORDS or stripped[0] in "[({'\"":
         return stripped
-    return None
+    return stripped if _sentence_number(_unwrap(stripped)) is not None else None
 
 
 def _concluding_number(text: str) -> str | None:
     """The last number of a closing line that reads as a conclusion ("So ... 240 sheets.")."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
     last = lines[-1] if lines else ""
-    if len(last) > 200 or not _CONCLUSION.search(last):
+    if len(last) > 200:
         return None
+    if not _CONCLUSION.search(last):
+        # A closing sentence stating one number ("Each friend gets 4 cookies.") concludes too.
+        return last.strip() if _sentence_number(_unwrap(last)) is not None else None
     numbers = _NUMBER.findall(last)
     return numbers[-1] if numbers else None
 
@@ -281,7 +294,7 @@ def normalise_answer(span: str | None) -> str | None:
     quoted = _unquote(text)
     if quoted is not None:  # a quoted string is a literal: keep its case and spaces
         return quoted
-    for normaliser in (_number, _literal, _choice):
+    for normaliser in (_number, _literal, _choice, _sentence_number):
         key = normaliser(text)
         if key is not None:
             return key
@@ -347,6 +360,12 @@ def _format_number(value: Fraction) -> str:
         return str(value)
     rounded = f"{as_float:.{DECIMALS}f}".rstrip("0").rstrip(".")
     return "0" if rounded in ("-0", "") else rounded
+
+
+def _sentence_number(text: str) -> str | None:
+    """The number a short sentence states as its answer ("The total is $300." -> 300)."""
+    match = _SENTENCE_NUMBER.match(text)
+    return _number(match.group("rest").strip()) if match else None
 
 
 def _literal(text: str) -> str | None:

@@ -7,7 +7,9 @@ fast model's next sample). ``eval`` reports APGR/CPT beside the prompt-only rout
 (the prompt head's score alone) and a quality-versus-cost table: the cascade pays the
 fast and verifier calls on every prompt and the reasoning call on escalated ones; the
 prompt-only router pays one tier per prompt. The reasoning model bills
-``--hidden-tokens`` hidden tokens per visible output token.
+``--hidden-tokens`` hidden tokens per visible output token. ``--plot FILE.png`` draws
+quality against cost per 1k prompts for the cascade, the prompt-only router and a random
+order (see :mod:`classifier.cascade_plot`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from classifier.cascade_data import (
     CHARS_PER_TOKEN,
     SELF,
     CascadeRecord,
+    ModelPrice,
     is_held_out,
     model_price,
     read_cascade_records,
@@ -33,10 +36,21 @@ from classifier.cascade_data import (
 from classifier.metrics import RoutingCurve, routing_curve
 from classifier.verifier import VerifierHead
 
-__all__ = ["add_cascade_arguments", "cascade_report", "run_cascade_eval", "run_cascade_score"]
+__all__ = [
+    "ROLES",
+    "add_cascade_arguments",
+    "cascade_report",
+    "run_cascade_eval",
+    "run_cascade_score",
+]
 
 DEFAULT_HIDDEN_TOKENS = 4.0
 PGR_TARGETS = (0.5, 0.8, 0.9, 0.95)
+# Reasoning shares the report's curve lists, and the plot draws.
+REPORT_CURVE_POINTS = 11
+PLOT_CURVE_POINTS = 101
+# The calls a cascade makes; ``role_prices`` may price each as a configured model would.
+ROLES = ("fast", "verifier", "reasoning")
 # Chat framing around a prompt, in tokens.
 FRAMING_TOKENS = 10
 
@@ -74,6 +88,13 @@ def add_cascade_arguments(parser: argparse.ArgumentParser, *, costs: bool) -> No
         "subset's mean gain on the records outside --part (a perfect task recogniser)",
     )
     if costs:
+        group.add_argument(
+            "--order",
+            choices=("head", "disagreement"),
+            default="head",
+            help="the cascade's escalation order: the verifier head's score, or differing "
+            "answers first, then by prompt score (the proxy without cascade.verifier_head)",
+        )
         group.add_argument(
             "--hidden-tokens",
             type=float,
@@ -136,10 +157,14 @@ def escalation_scores(
     records: Sequence[CascadeRecord],
     prompt_scores: NDArray[np.float64],
     verifier: str,
+    order: str = "head",
 ) -> NDArray[np.float64]:
-    """The head's P(reasoning does better) per record: the order the cascade escalates in."""
-    from classifier.verifier_train import verifier_scores
+    """The order the cascade escalates in: the head's P(reasoning does better) per record,
+    or (``order="disagreement"``) differing answers first, each group by prompt score."""
+    from classifier.verifier_train import disagreement_scores, verifier_scores
 
+    if order == "disagreement":
+        return disagreement_scores(records, prompt_scores, verifier)
     return verifier_scores(head, records, prompt_scores, verifier)
 
 
@@ -155,19 +180,23 @@ def run_cascade_score(args: argparse.Namespace) -> int:
 
 
 def run_cascade_eval(args: argparse.Namespace) -> int:
-    if getattr(args, "plot", None):
-        raise SystemExit("--plot is not drawn for --cascade yet: use --json and its 'curve'")
     records, prompt_scores, baseline, head = _load(args)
-    scores = escalation_scores(head, records, prompt_scores, args.verifier)
-    report = cascade_report(
-        records,
-        baseline,
-        scores,
-        verifier=args.verifier,
-        hidden_tokens=args.hidden_tokens,
-        given_prices=_prices(args.price),
-        baseline=args.baseline,
-    )
+    scores = escalation_scores(head, records, prompt_scores, args.verifier, args.order)
+    options: dict[str, Any] = {
+        "verifier": args.verifier,
+        "hidden_tokens": args.hidden_tokens,
+        "given_prices": _prices(args.price),
+        # Set by the ``thinkroute`` command from ``--config``: the tiers' own prices.
+        "role_prices": getattr(args, "role_prices", None),
+        "baseline": args.baseline,
+        "order": args.order,
+    }
+    report = cascade_report(records, baseline, scores, **options)
+    if getattr(args, "plot", None):
+        from classifier.cascade_plot import draw_quality_cost
+
+        dense = cascade_report(records, baseline, scores, curve_points=PLOT_CURVE_POINTS, **options)
+        draw_quality_cost(dense, args.plot)
     print(json.dumps(report) if args.json else _format(report))
     return 0
 
@@ -197,7 +226,10 @@ def cascade_report(
     verifier: str,
     hidden_tokens: float = DEFAULT_HIDDEN_TOKENS,
     given_prices: dict[str, tuple[float, float]] | None = None,
+    role_prices: dict[str, ModelPrice] | None = None,
     baseline: str = "prompt-head",
+    curve_points: int = REPORT_CURVE_POINTS,
+    order: str = "head",
 ) -> dict[str, Any]:
     """APGR/CPT of the cascade and of the prompt-only router, and what each costs.
 
@@ -214,14 +246,22 @@ def cascade_report(
         Hidden reasoning tokens billed per visible output token of the reasoning model.
     given_prices : dict, optional
         ``model -> (input, output)`` USD per million tokens, over LiteLLM's map.
+    role_prices : dict, optional
+        ``role -> ModelPrice`` for ``fast``, ``verifier`` or ``reasoning``: every call of
+        that role priced so, whichever model the data recorded (what a configured
+        deployment would cost for the same tokens).
     baseline : str
         What ``prompt_scores`` are, for the report.
+    curve_points : int
+        Evenly spaced reasoning shares, 0 to 1, in the quality-versus-cost ``curve``.
+    order : str
+        What ``scores`` are (``head`` or ``disagreement``), for the report.
     """
     cheap = [r.fast_score for r in records]
     costly = [r.reasoning_score for r in records]
     cascade = routing_curve(scores, cheap, costly)
     prompt_only = routing_curve(prompt_scores, cheap, costly)
-    costs = _Costs(records, verifier, given_prices or {})
+    costs = _Costs(records, verifier, given_prices or {}, role_prices or {})
     answered = [r.verifier_text(verifier) is not None for r in records]
     report: dict[str, Any] = {
         "n": len(records),
@@ -229,6 +269,7 @@ def cascade_report(
         "verifier_reply_share": round(float(np.mean(answered)), 4),
         "hidden_tokens_per_visible": hidden_tokens,
         "baseline": baseline,
+        "order": order,
         "cascade": _summary(cascade),
         "prompt_only": _summary(prompt_only),
         "prices_usd_per_mtok": costs.price_table(),
@@ -251,9 +292,11 @@ def cascade_report(
             "break_even_hidden_tokens": _solve(a_c, b_c, a_p, b_p, 1.0),
             "hidden_tokens_for_ratio_0.8": _solve(a_c, b_c, a_p, b_p, 0.8),
         }
-    for share in np.linspace(0.0, 1.0, 11):
+    fast_mean, reasoning_mean = float(np.mean(cheap)), float(np.mean(costly))
+    for share in np.linspace(0.0, 1.0, curve_points):
         a_c, b_c = costs.cascade_usd(scores, share)
         a_p, b_p = costs.prompt_only_usd(prompt_scores, share)
+        a_r, b_r = costs.random_usd(share)
         report["curve"].append(
             {
                 "reasoning_share": round(float(share), 2),
@@ -263,6 +306,9 @@ def cascade_report(
                 "prompt_only_usd_per_1k": round(
                     1000 * (a_p + b_p * hidden_tokens) / len(records), 4
                 ),
+                # A random order: quality and cost both linear in the share escalated.
+                "random_quality": round(fast_mean + share * (reasoning_mean - fast_mean), 4),
+                "random_usd_per_1k": round(1000 * (a_r + b_r * hidden_tokens) / len(records), 4),
             }
         )
     return report
@@ -294,9 +340,15 @@ class _Costs:
     """Modelled USD per prompt, split into a fixed part and a part per hidden-token multiple."""
 
     def __init__(
-        self, records: Sequence[CascadeRecord], verifier: str, given: dict[str, tuple[float, float]]
+        self,
+        records: Sequence[CascadeRecord],
+        verifier: str,
+        given: dict[str, tuple[float, float]],
+        roles: dict[str, ModelPrice],
     ) -> None:
-        self._prices: dict[str, Any] = {}
+        self._given = given
+        self._roles = roles
+        self._prices: dict[str, ModelPrice] = {}
         n = len(records)
         self.fast = np.zeros(n)
         self.verify = np.zeros(n)
@@ -305,30 +357,35 @@ class _Costs:
         for i, record in enumerate(records):
             prompt_tokens = len(record.prompt) / CHARS_PER_TOKEN + FRAMING_TOKENS
             fast_tokens = len(record.fast_text) / CHARS_PER_TOKEN
-            self.fast[i] = self._price(record.fast_model, given).cost_usd(
+            self.fast[i] = self._price("fast", record.fast_model).cost_usd(
                 prompt_tokens, fast_tokens
             )
             answer = record.verifier_answer(verifier)
             # A reply missing from the data was still a call: charge one like the fast reply.
             model = answer[0] if answer else (record.fast_model if verifier == SELF else verifier)
             reply_tokens = len(answer[1] if answer else record.fast_text) / CHARS_PER_TOKEN
-            self.verify[i] = self._price(model, given).cost_usd(prompt_tokens, reply_tokens)
+            self.verify[i] = self._price("verifier", model).cost_usd(prompt_tokens, reply_tokens)
             visible = (
                 record.reasoning_output_chars / CHARS_PER_TOKEN
                 if record.reasoning_output_chars is not None
                 else fast_tokens
             )
-            reasoning = self._price(record.reasoning_model, given)
+            reasoning = self._price("reasoning", record.reasoning_model)
             self.reasoning_fixed[i] = reasoning.cost_usd(prompt_tokens, visible)
             self.reasoning_per_hidden[i] = reasoning.cost_usd(0.0, visible)
 
-    def _price(self, model: str, given: dict[str, tuple[float, float]]) -> Any:
-        if model not in self._prices:
+    def _price(self, role: str, model: str) -> ModelPrice:
+        """The role's configured price if given, else the data's model's."""
+        name = role if role in self._roles else model  # the report's price table lists it so
+        if name not in self._prices:
+            if role in self._roles:
+                self._prices[name] = self._roles[role]
+                return self._prices[name]
             try:
-                self._prices[model] = model_price(model, given)
+                self._prices[name] = model_price(model, self._given)
             except KeyError as exc:
                 raise SystemExit(str(exc.args[0])) from exc
-        return self._prices[model]
+        return self._prices[name]
 
     def price_table(self) -> dict[str, dict[str, Any]]:
         return {
@@ -353,6 +410,12 @@ class _Costs:
         fast_left = self.fast.sum() - _partial_sum(self.fast[order], k)
         return float(fast_left + fixed), per_hidden
 
+    def random_usd(self, share: float) -> tuple[float, float]:
+        """Expected total USD of a prompt-only router that sends a random ``share`` to
+        reasoning (the rest fast)."""
+        fixed = (1.0 - share) * self.fast.sum() + share * self.reasoning_fixed.sum()
+        return float(fixed), float(share * self.reasoning_per_hidden.sum())
+
     def _escalated(self, scores: NDArray[np.float64], share: float) -> tuple[float, float]:
         order = np.argsort(-scores, kind="stable")
         k = share * len(scores)
@@ -376,7 +439,7 @@ def _format(report: dict[str, Any]) -> str:
         f"{report['n']} cascade records, verifier {report['verifier']} "
         f"(reply on {report['verifier_reply_share']:.1%}), reasoning bills "
         f"{report['hidden_tokens_per_visible']:g} hidden tokens per visible one; "
-        f"prompt-only = {report['baseline']}",
+        f"cascade order = {report['order']}, prompt-only = {report['baseline']}",
         f"{'':14s} {'APGR':>7s} {'CPT50':>7s} {'CPT80':>7s} {'CPT90':>7s}",
     ]
     for name in ("cascade", "prompt_only"):

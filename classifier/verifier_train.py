@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from classifier.calibration import threshold_for_pgr
 from classifier.cascade_data import SELF, CascadeRecord, is_held_out, read_cascade_records
 from classifier.metrics import routing_curve
-from classifier.verifier import VerifierHead, answer_features
+from classifier.verifier import FEATURE_NAMES, VerifierHead, answer_features
 
 __all__ = ["fit_verifier", "training_rows", "verifier_scores"]
 
@@ -81,6 +81,26 @@ def verifier_scores(
     return head.score(X)
 
 
+def disagreement_scores(
+    records: Sequence[CascadeRecord],
+    prompt_scores: NDArray[np.float64],
+    verifier: str,
+) -> NDArray[np.float64]:
+    """The rule without a head: disagreements first, each group by prompt score.
+
+    What the proxy does without ``cascade.verifier_head``: differing answers escalate,
+    the rest keep the prompt-only decision.
+    """
+    if not records:
+        return np.empty(0)
+    disagree = FEATURE_NAMES.index("disagree")
+    differs = np.array(
+        [answer_features(0.0, r.fast_text, r.verifier_text(verifier))[disagree] for r in records]
+    )
+    # Prompt scores lie in [0, 1]: half of one never lifts an agreement over a disagreement.
+    return differs + 0.5 * np.asarray(prompt_scores, dtype=np.float64)
+
+
 def set_thresholds(
     head: VerifierHead,
     records: Sequence[CascadeRecord],
@@ -106,11 +126,7 @@ def _apgr(
     costly = [r.reasoning_score for r in records]
     cascade = routing_curve(order, cheap, costly)
     prompt_only = routing_curve(scores, cheap, costly)
-    # The rule without a head: disagreements first, each group by prompt score.
-    disagree = np.array(
-        [answer_features(0.0, r.fast_text, r.verifier_text(verifier))[2] for r in records]
-    )
-    rule = routing_curve(disagree + 0.5 * scores, cheap, costly)
+    rule = routing_curve(disagreement_scores(records, scores, verifier), cheap, costly)
     return {
         "n": len(records),
         "apgr": round(cascade.apgr, 4),

@@ -89,6 +89,7 @@ class BudgetBook(Protocol):
         routed: bool,
         baseline_usd: float,
         sample: Sample | None = None,
+        cascade: str | None = None,
     ) -> int: ...
 
     async def release(self, reservation: Reservation) -> None: ...
@@ -125,6 +126,8 @@ class Ticket:
     reasons_hidden: bool = False
     # Set by settle(): what always-reasoning would have cost for the same usage, in USD.
     baseline_usd: float = 0.0
+    # What this request's cascade did (agreed, escalated, ...), booked with its usage.
+    cascade: str | None = None
     _closed: bool = False
     _handed_over: bool = False
 
@@ -219,6 +222,7 @@ class Ticket:
                     routed=self.routed,
                     baseline_usd=baseline,
                     sample=sample,
+                    cascade=self.cascade,
                 )
             except StoreUnavailableError:
                 # The reservation expires and is swept; this charge is lost to the books.

@@ -325,6 +325,49 @@ def _with_store(url: str, work: Callable[[Store], Awaitable[T]]) -> T:
         raise SystemExit(f"thinkroute export-decisions: {exc}") from None
 
 
+def _add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    evaluate.add_eval_arguments(parser)
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="with --cascade: price the fast, verifier and reasoning calls as this config's "
+        "tiers and cascade.verifier would cost (model_info prices, else LiteLLM's map)",
+    )
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    if args.config:
+        if not args.cascade:
+            raise SystemExit("thinkroute eval: --config prices the calls of --cascade only")
+        args.role_prices = _role_prices(_load_config(args.config, read_environment()))
+    return evaluate.run_eval(args)
+
+
+def _role_prices(config: Config) -> dict[str, Any]:
+    """USD per million tokens of each call a cascade makes, as the config's models cost."""
+    from classifier.cascade_data import ModelPrice
+    from router.upstream.dispatch import cost_usd
+
+    names: dict[str, str] = {str(role): tier.model for role, tier in config.tiers.items()}
+    if config.cascade is not None:
+        verifier = config.cascade.verifier
+        names["verifier"] = names.get("fast", verifier) if verifier == "self" else verifier
+    prices = {}
+    for role, name in names.items():
+        deployment = config.deployment(name)
+        if deployment is None:  # the config's own checks refuse this; say so if they did not
+            raise SystemExit(f"thinkroute eval: {role} model {name!r} is not in model_list")
+        per_input = cost_usd(deployment, {"prompt_tokens": 1_000_000})
+        per_output = cost_usd(deployment, {"completion_tokens": 1_000_000})
+        if per_input == per_output == 0.0:
+            raise SystemExit(
+                f"thinkroute eval: no price for {name} ({deployment.litellm_model}): set "
+                "its model_info input_cost_per_token and output_cost_per_token"
+            )
+        prices[role] = ModelPrice(per_input, per_output, source=f"config:{name}")
+    return prices
+
+
 def _load_config(
     path: str | None, env: Environment, *, say: Callable[[str], object] = lambda _: None
 ) -> Config:
@@ -365,8 +408,8 @@ COMMANDS = {
     ),
     "eval": (
         "APGR, CPT and tier shares of a head on records",
-        evaluate.add_eval_arguments,
-        evaluate.run_eval,
+        _add_eval_arguments,
+        _run_eval,
     ),
     "score": (
         "print each record's score and tier as JSON lines",

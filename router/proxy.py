@@ -791,6 +791,7 @@ class Router:
             escalate_when=self._verifier_rule(decision) if settings.verifier_head else None,
         )  # fmt: skip
         plan.cascade = CascadeChoice(True, answer.label)
+        ticket.cascade = answer.label  # counted per outcome in the tenant's usage
         by = answer.answered_by
         if answer.response is None or by is None:
             await _settle_calls(ticket, answer, targets.fast)

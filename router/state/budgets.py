@@ -22,7 +22,7 @@ key names with TTLs, so nothing needs sweeping from outside.
     {t}:rl:req:<minute>       requests started in that minute
     {t}:rl:tok:<minute>       tokens (estimated, then settled) in that minute
     {t}:resv / {t}:resv:data  open reservations: expiry times / what each added where
-    {t}:usage:day:<date>      settled figures (hash): spend, tokens, requests, ...
+    {t}:usage:day:<date>      settled figures (hash): spend, tokens, requests, cascade outcomes, ...
     {t}:recent                the latest routed requests (tier, score) for the share cap
     {t}:outest:<tier>:<era>   settled output per request, a histogram (output_estimates)
 """
@@ -42,7 +42,14 @@ from router.errors import BudgetExceededError, RateLimitedError
 from router.state.output_estimates import Sample
 from router.state.store import Store
 
-__all__ = ["Budgets", "BudgetState", "Reservation", "to_micro"]
+__all__ = [
+    "CASCADE_OUTCOMES",
+    "Budgets",
+    "BudgetState",
+    "Reservation",
+    "cascade_report",
+    "to_micro",
+]
 
 PREFIX = "thinkroute"
 MINUTE_S = 60
@@ -56,6 +63,9 @@ USAGE_FIELDS = (
     "requests", "routed_requests", "reasoning_requests", "prompt_tokens", "completion_tokens",
     "reasoning_tokens", "spend_micro", "baseline_micro", "cache_hits",
 )  # fmt: skip
+# What a cascade that ran did (router.upstream.cascade's labels), counted per request at
+# settle in the same usage hash as ``cascade_<outcome>``: one more field, no extra write.
+CASCADE_OUTCOMES = ("agreed", "kept", "escalated", "no_answer", "fast_failed")
 
 # Idempotent per reservation id (a retry after a timeout must not reserve twice).
 # Sweep expired reservations out of the windows they were added to, then check every
@@ -317,11 +327,14 @@ class Budgets:
         routed: bool,
         baseline_usd: float,
         sample: Sample | None = None,
+        cascade: str | None = None,
     ) -> int:
         """Charge the real cost in place of the reservation; returns micro-dollars charged.
 
         ``sample``: the request's output, counted towards the tenant's learned
         reservation estimate in the same step (once, however often settle is retried).
+        ``cascade``: what the request's cascade did, if one ran (one of
+        ``CASCADE_OUTCOMES``), counted with the usage.
         """
         keys = _Keys(reservation.tenant, self.clock())
         usage = usage or {}
@@ -340,6 +353,8 @@ class Budgets:
             "spend_micro": actual,
             "baseline_micro": max(to_micro(baseline_usd), actual),
         }
+        if cascade in CASCADE_OUTCOMES:
+            counts[f"cascade_{cascade}"] = 1
         args: list[Any] = [reservation.id, actual, prompt + completion, MONTH_KEY_TTL_S]
         settle_keys = keys.for_settle()
         if sample is not None:
@@ -432,6 +447,7 @@ def _report(
     figures: dict[bytes, bytes], held_micro: bytes | None, limit_usd: float | None, period: str
 ) -> dict[str, Any]:
     counts = {name: int(figures.get(name.encode(), 0)) for name in USAGE_FIELDS}
+    cascades = {name: int(figures.get(f"cascade_{name}".encode(), 0)) for name in CASCADE_OUTCOMES}
     routed = counts["routed_requests"]
     held = int(held_micro or 0)
     return {
@@ -447,4 +463,16 @@ def _report(
         "reasoning_tokens": counts["reasoning_tokens"],
         "reasoning_share": counts["reasoning_requests"] / routed if routed else 0.0,
         "estimated_savings_usd": (counts["baseline_micro"] - counts["spend_micro"]) / 1e6,
+        "cascade": cascade_report(cascades),
+    }
+
+
+def cascade_report(counts: dict[str, int]) -> dict[str, Any]:
+    """Cascade runs by outcome and the share escalated to the reasoning tier (None: no run)."""
+    runs = sum(counts.get(name, 0) for name in CASCADE_OUTCOMES)
+    escalated = counts.get("escalated", 0)
+    return {
+        "runs": runs,
+        **{name: counts.get(name, 0) for name in CASCADE_OUTCOMES},
+        "escalation_rate": escalated / runs if runs else None,
     }

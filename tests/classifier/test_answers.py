@@ -31,6 +31,11 @@ REPLIES = [
     ("So the answer is 12, because 3 * 4 = 12.", "12", "phrase"),
     ("The final answer is: **42 apples**", "42", "phrase"),
     ("The answer is [1, 2, 3], sorted.", "[1, 2, 3]", "phrase"),
+    # A short reply that is a sentence is keyed by the one number it states.
+    ("The total is 300.", "300", "short"),
+    ("It costs $4.50.", "4.5", "short"),
+    ("The temperature was -12 degrees.", "-12", "short"),
+    ("Adding them: 120 + 95 + 85.\nEach friend gets 4 cookies.", "4", "concluding_number"),
 ]
 
 
@@ -94,6 +99,32 @@ def test_spellings_of_one_answer_share_a_key(first: str, second: str) -> None:
 )
 def test_different_answers_have_different_keys(first: str, second: str) -> None:
     assert normalise_answer(first) != normalise_answer(second)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("The total is 300.", "300"),
+        ("The total is 300.", "Answer: 300"),
+        ("She has 12 apples left.", '{"answer": "12"}'),
+        ("The bill comes to $1,200.", "The answer is 1200."),
+    ],
+)
+def test_a_sentence_stating_a_number_agrees_with_the_number(first: str, second: str) -> None:
+    assert same_answer(extract_answer(first), extract_answer(second)) is True
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("The total is 300.", "The total is 290."),
+        # Not one number after a linking verb: compared as words, as before.
+        ("It is March 5.", "5"),
+        ("There are 3 apples and 4 pears.", "3"),
+    ],
+)
+def test_sentences_that_differ_or_are_not_one_number_do_not_agree(first: str, second: str) -> None:
+    assert same_answer(extract_answer(first), extract_answer(second)) is not True
 
 
 def test_same_answer_is_undecided_without_two_keys() -> None:

@@ -13,7 +13,7 @@ from classifier.cascade_data import read_cascade_records
 from classifier.cascade_eval import cascade_report
 from classifier.errors import ArtifactError, DataFormatError
 from classifier.verifier import FEATURE_NAMES, VerifierHead, answer_features
-from classifier.verifier_train import fit_verifier, verifier_scores
+from classifier.verifier_train import disagreement_scores, fit_verifier, verifier_scores
 from router.cli import main
 
 AGREE = FEATURE_NAMES.index("agree")
@@ -79,6 +79,19 @@ def test_a_trained_head_escalates_disagreement_first_and_round_trips(tmp_path: P
     assert scores[disagreeing].min() > scores[~disagreeing].max()
     saved = VerifierHead.load(head.save(tmp_path / "verifier.json"))
     assert np.allclose(verifier_scores(saved, records, prompt_scores, "check-m"), scores)
+
+
+def test_the_disagreement_order_puts_differing_answers_first_then_the_prompt_score(
+    tmp_path: Path,
+) -> None:
+    records = read_cascade_records([write_records(tmp_path / "c.jsonl")])
+    prompt_scores = np.linspace(0.0, 1.0, len(records))
+    scores = disagreement_scores(records, prompt_scores, "check-m")
+    disagreeing = np.array([r.fast_score == 0.0 for r in records])
+    assert scores[disagreeing].min() > scores[~disagreeing].max()
+    # Within each group, the prompt-only order stands.
+    for group in (disagreeing, ~disagreeing):
+        assert np.all(np.diff(scores[group]) > 0)
 
 
 def test_the_shipped_head_ranks_disagreement_above_agreement() -> None:
@@ -184,5 +197,85 @@ def test_score_and_eval_commands(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert len(report["curve"]) == 11 and set(report["at_pgr"]) == {"0.5", "0.8", "0.9", "0.95"}
     with pytest.raises(SystemExit, match="--verifier"):
         main(["eval", "--cascade", "--data", str(data)])
-    with pytest.raises(SystemExit, match="--plot"):
-        main([*argv, "--plot", str(tmp_path / "curve.png")])
+
+
+def test_eval_plots_quality_against_cost(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    data = write_records(tmp_path / "c.jsonl")
+    price = ["--price", "fast-m=0.15/0.6", "--price", "check-m=0.075/0.3"]
+    argv = ["eval", "--cascade", "--verifier", "check-m", "--data", str(data), "--json", *price]
+    plot = tmp_path / "cost.png"
+    assert (
+        main([*argv, "--hidden-tokens", "3", "--order", "disagreement", "--plot", str(plot)]) == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    # Synthetic data where a differing verifier means a wrong fast answer: that order is
+    # the oracle's, all of the gap recovered at the share of disagreements.
+    assert report["order"] == "disagreement"
+    assert report["cascade"]["cpt90"] <= 1 / 3 + 1e-9
+    with Image.open(plot) as image:
+        assert image.format == "PNG" and image.size[0] > 400 and image.size[1] > 300
+        image.verify()  # the whole file decodes
+    # The curves drawn: random spends linearly from all-fast to all-reasoning.
+    first, last = report["curve"][0], report["curve"][-1]
+    assert first["random_usd_per_1k"] == pytest.approx(first["prompt_only_usd_per_1k"], rel=1e-3)
+    assert last["random_usd_per_1k"] == pytest.approx(last["prompt_only_usd_per_1k"], rel=1e-3)
+    assert first["random_quality"] < last["random_quality"]
+    # The cascade pays its verifier on every prompt: dearer than fast alone at share 0.
+    assert first["cascade_usd_per_1k"] > first["prompt_only_usd_per_1k"]
+    with pytest.raises(SystemExit, match="cannot write"):
+        main([*argv, "--plot", str(tmp_path / "no-such-dir" / "cost.png")])
+
+
+def test_eval_prices_the_calls_as_the_configs_models(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_records(tmp_path / "c.jsonl")
+
+    def config(reasoning_per_token: float) -> Path:
+        def model(name: str, per_token: float) -> dict[str, object]:
+            return {
+                "model_name": name,
+                "litellm_params": {"model": f"openai/{name}-model"},
+                "model_info": {
+                    "input_cost_per_token": per_token,
+                    "output_cost_per_token": 4 * per_token,
+                },
+            }
+
+        path = tmp_path / f"config-{reasoning_per_token}.yaml"
+        document = {
+            "model_list": [
+                model("small", 1e-7),
+                model("check", 5e-8),
+                model("big", reasoning_per_token),
+            ],  # fmt: skip
+            "tiers": {"fast": {"model": "small"}, "reasoning": {"model": "big"}},
+            "cascade": {"verifier": "check"},
+        }
+        path.write_text(json.dumps(document))  # YAML reads JSON
+        return path
+
+    argv = ["eval", "--cascade", "--verifier", "check-m", "--data", str(data), "--json"]
+    reports = []
+    for per_token in (1e-6, 2e-6):
+        assert main([*argv, "--config", str(config(per_token))]) == 0
+        reports.append(json.loads(capsys.readouterr().out))
+    prices = reports[0]["prices_usd_per_mtok"]
+    assert prices == {
+        "fast": {"input": 0.1, "output": 0.4, "source": "config:small"},
+        "verifier": {"input": 0.05, "output": 0.2, "source": "config:check"},
+        "reasoning": {"input": 1.0, "output": 4.0, "source": "config:big"},
+    }
+    # Everything to reasoning costs twice as much at twice the reasoning model's price;
+    # all-fast is priced by the fast tier alone.
+    cheap, dear = (report["curve"] for report in reports)
+    assert dear[-1]["prompt_only_usd_per_1k"] == pytest.approx(
+        2 * cheap[-1]["prompt_only_usd_per_1k"], rel=1e-3
+    )
+    assert dear[0]["prompt_only_usd_per_1k"] == cheap[0]["prompt_only_usd_per_1k"]
+    with pytest.raises(SystemExit, match="--cascade"):
+        main(["eval", "--data", str(data), "--config", str(config(1e-6))])

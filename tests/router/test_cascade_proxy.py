@@ -57,11 +57,15 @@ def cascade_config(upstream_url: str, tenant: str, **cascade: Any) -> Any:
         return {"model_name": name, "litellm_params": params, "model_info": PRICES[name]}
 
     tenant_options = cascade.pop("tenant_options", {})
+    others = [{"name": name, "api_keys": [f"sk-{name}-key"]} for name in cascade.pop("others", [])]
     return build_config(
         {
             "model_list": [model("fast"), model("flash"), model("reasoning")],
             "tiers": {"fast": {"model": "fast"}, "reasoning": {"model": "reasoning"}},
-            "tenants": [{"name": tenant, "api_keys": [f"sk-{tenant}-key"], **tenant_options}],
+            "tenants": [
+                {"name": tenant, "api_keys": [f"sk-{tenant}-key"], **tenant_options},
+                *others,
+            ],
             "cache": {"enabled": False},
             "dispatch": {"num_retries": 0, "timeout_s": 10},
             "cascade": {"verifier": "flash", **cascade},
@@ -298,6 +302,42 @@ def test_the_metric_counts_what_it_did(start, tenant, clean_upstream):
     scrape = {"authorization": f"Bearer {METRICS_KEY}"}
     metrics = httpx.get(f"{server.url}/metrics", headers=scrape).text
     assert f'thinkroute_cascade_total{{outcome="escalated",tenant="{tenant}"}} 1.0' in metrics
+
+
+def usage_today(server, tenant: str) -> dict[str, Any]:
+    headers = {"authorization": f"Bearer sk-{tenant}-key"}
+    response = httpx.get(f"{server.url}/v1/usage", headers=headers, timeout=10)
+    assert response.status_code == 200
+    day: dict[str, Any] = response.json()["day"]
+    return day
+
+
+def test_usage_counts_each_outcome_and_the_escalation_rate(start, tenant, clean_upstream):
+    server = start(NEAR_BELOW)
+    assert usage_today(server, tenant)["cascade"]["escalation_rate"] is None  # no run yet
+    seen = []
+    replies = [
+        ("The answer is 300.", "300"),
+        ("The answer is 290.", "Answer: 300"),
+        ("The total is 300.", "The answer is 300."),  # a sentence, compared by its number
+        ("Some thoughts on invoices", "Invoices list goods and prices"),
+    ]
+    for fast, flash in replies:
+        answers(clean_upstream, fast=fast, flash=flash)
+        seen.append(ask(server, tenant).headers["x-thinkroute-cascade"])
+    assert seen == ["agreed", "escalated", "agreed", "no_answer"]
+    # A stream outside the cascade is a request, not a run.
+    body = {"model": "auto", "messages": QUESTION, "stream": True}
+    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, timeout=30,
+                      headers={"authorization": f"Bearer sk-{tenant}-key"}) as stream:  # fmt: skip
+        stream.read()
+    assert stream.headers["x-thinkroute-cascade"] == "skipped:stream_not_cascaded"
+
+    day = usage_today(server, tenant)
+    assert day["requests"] == 5
+    assert day["cascade"] == {"runs": 4, "agreed": 2, "kept": 0, "escalated": 1,
+                              "no_answer": 1, "fast_failed": 0,
+                              "escalation_rate": 0.25}  # fmt: skip
 
 
 def test_no_cascade_block_means_no_header(serve_on_redis, clean_upstream, classifier, tenant):

@@ -20,6 +20,7 @@ from router.config import ServerConfig
 from router.http.dashboard.figures import percentile, window_figures
 from router.upstream.simulator import BackgroundServer
 from tests.router.conftest import proxy_config
+from tests.router.test_cascade_proxy import NEAR_BELOW, FixedScorer, answers, ask, cascade_config
 from tests.router.test_observability import CHAT, OLYMPIAD, PRIMES, post
 
 pytestmark = [
@@ -224,6 +225,41 @@ def test_figures_of_entries():
     assert percentile([], 50) is None and percentile([3, 1, 2], 50) == 2
 
 
+def cascade_server(serve_on_redis, upstream, classifier, run_id: str) -> BackgroundServer:
+    """A proxy whose tenants ``{run}-a`` and ``{run}-b`` score within the cascade's band."""
+    config = cascade_config(upstream.base_url, f"{run_id}-a", others=[f"{run_id}-b"])
+    return serve_on_redis(config, scorer=FixedScorer(classifier, NEAR_BELOW), admin_key=ADMIN_KEY)
+
+
+def send_cascaded(server, upstream, tenant: str, *, agree: int, disagree: int) -> None:
+    """``agree`` requests whose fast and verifier answers match, ``disagree`` that differ."""
+    for fast, count, outcome in (("300", agree, "agreed"), ("290", disagree, "escalated")):
+        answers(upstream, fast=f"The total is {fast}.", flash="Answer: 300")
+        for _ in range(count):
+            assert ask(server, tenant).headers["x-thinkroute-cascade"] == outcome
+
+
+def test_todays_escalation_rate_is_each_tenants_own(
+    serve_on_redis, clean_upstream, classifier, run_id
+):
+    server = cascade_server(serve_on_redis, clean_upstream, classifier, run_id)
+    a, b = f"{run_id}-a", f"{run_id}-b"
+    send_cascaded(server, clean_upstream, a, agree=3, disagree=1)
+    send_cascaded(server, clean_upstream, b, agree=0, disagree=2)
+
+    (row,) = summary(server, f"sk-{a}-key").json()["tenants"]
+    assert row["tenant"] == a
+    assert row["today"]["cascade"] == {"runs": 4, "agreed": 3, "kept": 0, "escalated": 1,
+                                       "no_answer": 0, "fast_failed": 0,
+                                       "escalation_rate": 0.25}  # fmt: skip
+    body = summary(server, ADMIN_KEY).json()
+    rows = {row["tenant"]: row for row in body["tenants"]}
+    assert rows[b]["today"]["cascade"]["escalation_rate"] == 1.0
+    total = body["total"]["today"]["cascade"]
+    # Other tenants of the shared Redis ran no cascade: the total is these two.
+    assert (total["runs"], total["escalated"]) == (6, 3) and total["escalation_rate"] == 0.5
+
+
 # -- the page in a real browser ---------------------------------------------------------
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -357,3 +393,32 @@ def test_the_page_draws_live_figures_in_a_real_browser(
     assert shot.stat().st_size > 20_000
     if os.environ.get(SCREENSHOT_ENV):
         shutil.copyfile(shot, os.environ[SCREENSHOT_ENV])
+
+
+def test_the_page_shows_each_tenants_escalation_rate(
+    serve_on_redis, clean_upstream, classifier, run_id, browser
+):
+    server = cascade_server(serve_on_redis, clean_upstream, classifier, run_id)
+    a, b = f"{run_id}-a", f"{run_id}-b"
+    send_cascaded(server, clean_upstream, a, agree=3, disagree=1)
+    send_cascaded(server, clean_upstream, b, agree=1, disagree=0)
+
+    browser.get(f"{server.url}/dashboard#key={ADMIN_KEY}")
+    rendered(browser)
+    column = browser.execute_script(
+        "return [...document.querySelectorAll('#tenants thead th')].map(c => c.textContent)"
+    ).index("cascade escalated today")
+    assert cells(browser, a)[column] == "25.0% (1 of 4)"
+    assert cells(browser, b)[column] == "0.0% (0 of 1)"
+    tiles = texts(browser, "#tiles .tile", "tile", ".value")
+    assert tiles["cascade"] == "20.0%"  # 1 of the 5 runs, every tenant
+    # A tenant's key shows its own rate only.
+    browser.find_element(By.ID, "forget").click()
+    rendered(browser, "locked")
+    browser.get("about:blank")
+    browser.get(f"{server.url}/dashboard#key=sk-{b}-key")
+    rendered(browser)
+    assert texts(browser, "#tiles .tile", "tile", ".value")["cascade"] == "0.0%"
+    assert a not in browser.find_element(By.TAG_NAME, "body").text
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []

@@ -7,7 +7,8 @@ replica shows the whole fleet:
   split, latency percentiles, cache hits, fallbacks and spend against
   always-reasoning, for routed requests (``auto`` models);
 - budget usage (``thinkroute:{t}:usage:day:<date>``): today's (UTC) spend,
-  savings, requests and cache hits over every request.
+  savings, requests and cache hits over every request, and the cascade's runs by
+  outcome (its escalation rate).
 
 The per-process Prometheus counters (``/metrics``) are not used: one
 replica's counters are not the fleet's.
@@ -23,7 +24,7 @@ from typing import Any
 
 from router.config import TenantConfig
 from router.http.dashboard.figures import Entry, bucket_series, window_figures
-from router.state.budgets import Budgets
+from router.state.budgets import CASCADE_OUTCOMES, Budgets, cascade_report
 from router.state.decision_log import FIELD, decisions_key
 from router.state.store import Store
 
@@ -124,6 +125,9 @@ def _sum_today(days: list[dict[str, Any] | None]) -> dict[str, Any]:
     for day in days:
         for name in TODAY_FIELDS:
             total[name] += (day or {}).get(name) or 0
+    outcomes = {name: sum(((day or {}).get("cascade") or {}).get(name, 0) for day in days)
+                for name in CASCADE_OUTCOMES}  # fmt: skip
+    total["cascade"] = cascade_report(outcomes)
     total["spend_usd"] = round(total["spend_usd"], 6)
     total["estimated_savings_usd"] = round(total["estimated_savings_usd"], 6)
     return total

@@ -307,6 +307,10 @@
       ["cache", "cache hit rate", win && pct(win.cache_hit_rate),
         win && `${count(win.cache_hits)} of ${count(win.cache_lookups)} lookups`],
       ["fallbacks", "fallbacks", win && count(win.fallbacks), win && `${count(win.errors)} errors`],
+      ["cascade", "cascade escalated today", today && today.cascade &&
+        pct(today.cascade.escalation_rate),
+        today && today.cascade && `${count(today.cascade.escalated)} of ` +
+          `${count(today.cascade.runs)} verified answers`],
     ];
     const box = $("tiles");
     box.replaceChildren();
@@ -322,6 +326,12 @@
       }
       box.appendChild(tile);
     }
+  }
+
+  // The share of cascade runs whose verifier disagreed, so the reasoning tier answered.
+  function escalation(cascade) {
+    if (!cascade || !cascade.runs) return "–";
+    return `${pct(cascade.escalation_rate)} (${count(cascade.escalated)} of ${count(cascade.runs)})`;
   }
 
   // Served-answer score over always-reasoning's, from shadow comparisons (docs/quality.md).
@@ -348,6 +358,7 @@
         day ? usd(baselineOf(day)) : "–",
         day ? usd(day.estimated_savings_usd) : "–",
         qualityKept(row.quality),
+        day ? escalation(day.cascade) : "–",
         win ? pct(win.cache_hit_rate) : "–",
         win ? count(win.fallbacks) : "–",
         latency ? `${ms(latency.p50)} / ${ms(latency.p90)} / ${ms(latency.p99)}` : "–",
@@ -377,8 +388,10 @@
       parts.push("The decision log is off (server.decision_log: false): only today's usage " +
         "is shown.");
     }
-    parts.push("Spend and savings today: budget usage, every request, the UTC day; savings " +
-      "are against sending the same usage to the reasoning tier.");
+    parts.push("Spend, savings and cascade escalations today: budget usage, every request, " +
+      "the UTC day; savings are against sending the same usage to the reasoning tier; " +
+      "escalated is the share of cascade runs (fast answer checked by a verifier) that " +
+      "went on to the reasoning tier.");
     $("sources").textContent = parts.join(" ");
   }
 
