@@ -395,6 +395,30 @@ def test_the_page_draws_live_figures_in_a_real_browser(
         shutil.copyfile(shot, os.environ[SCREENSHOT_ENV])
 
 
+def test_the_page_shows_each_tenants_session_switches(start, run_id, clean_upstream, browser):
+    server = start()
+    a = f"{run_id}-a"
+    session = {"x-session-id": "dash-1"}
+    first = post(server, f"sk-{a}", CHAT, headers=session)
+    assert first.headers["x-thinkroute-tier"] == "fast"
+    follow_up = {"model": "auto", "messages": [
+        {"role": "user", "content": CHAT}, {"role": "assistant", "content": "Sure."},
+        {"role": "user", "content": OLYMPIAD}]}  # fmt: skip
+    second = httpx.post(f"{server.url}/v1/chat/completions", json=follow_up, timeout=30,
+                        headers={"authorization": f"Bearer sk-{a}", **session})  # fmt: skip
+    # The test prices name no cache price: nothing is lost, and the score moves it.
+    assert second.headers["x-thinkroute-reason"] == "session_switch_pays"
+    settled(server, ADMIN_KEY, a, 2)
+
+    browser.get(f"{server.url}/dashboard#key={ADMIN_KEY}")
+    rendered(browser)
+    column = browser.execute_script(
+        "return [...document.querySelectorAll('#tenants thead th')].map(c => c.textContent)"
+    ).index("session switches (cache lost)")
+    switches, lost = cells(browser, a)[column].split(" ", 1)
+    assert switches == "1" and lost.startswith("($0.0") and float(lost[2:-1]) == 0
+
+
 def test_the_page_shows_each_tenants_escalation_rate(
     serve_on_redis, clean_upstream, classifier, run_id, browser
 ):

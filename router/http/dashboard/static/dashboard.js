@@ -361,6 +361,7 @@
         day ? escalation(day.cascade) : "–",
         win ? pct(win.cache_hit_rate) : "–",
         win ? count(win.fallbacks) : "–",
+        win ? `${count(win.session_switches)} (${usd(win.session_cache_cost_usd)})` : "–",
         latency ? `${ms(latency.p50)} / ${ms(latency.p90)} / ${ms(latency.p99)}` : "–",
       ];
       const tr = document.createElement("tr");
@@ -391,7 +392,8 @@
     parts.push("Spend, savings and cascade escalations today: budget usage, every request, " +
       "the UTC day; savings are against sending the same usage to the reasoning tier; " +
       "escalated is the share of cascade runs (fast answer checked by a verifier) that " +
-      "went on to the reasoning tier.");
+      "went on to the reasoning tier. Session switches: turns a conversation was moved to " +
+      "another model in the window, with the prompt cache that threw away (estimated).");
     $("sources").textContent = parts.join(" ");
   }
 
