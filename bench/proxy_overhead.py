@@ -34,6 +34,12 @@ same requests from a second tenant that has it on (the ``bench`` tenant has
 the cascade costs a request it does not run on (issue 16's target: nothing
 measurable), and ``cascade.header`` what such a request's ``x-thinkroute-cascade`` said.
 
+``--sessions`` adds two targets sending the same follow-up turns (user, assistant,
+user): ``auto_session`` names one session with ``x-session-id`` (its model is read from
+Redis before the decision and written after the answer), ``auto_unsessioned`` goes to a
+tenant with ``sessions: false``; ``sessions.added_p50_ms`` is the difference: what
+keeping a session costs a turn (issue 21).
+
 ``--api responses`` adds ``auto_responses`` and ``pinned_responses``: the same requests
 sent to ``POST /v1/responses`` (OpenAI's Responses API, translated to chat completions),
 interleaved with the rest; ``responses_vs_chat_*`` is the Responses round trip minus the
@@ -69,6 +75,7 @@ from typing import Any
 KEY = "sk-bench-0123456789"
 SHADOW_KEY = "sk-bench-shadowed-0123456789"  # a tenant with shadow rate 1.0 (--shadow)
 CASCADE_KEY = "sk-bench-cascading-0123456789"  # a tenant with the cascade on (--cascade)
+UNSESSIONED_KEY = "sk-bench-unsessioned-0123456789"  # a tenant with sessions: false
 STARTUP_TIMEOUT_S = 120.0
 REQUEST_TIMEOUT_S = 30.0
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,6 +99,13 @@ def prompt(i: int) -> str:
 
 def body(model: str, i: int) -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": prompt(i)}]}
+
+
+def follow_up(model: str, i: int) -> dict[str, Any]:
+    """A conversation's third message: what a session's later turns look like."""
+    return {"model": model, "messages": [
+        {"role": "user", "content": prompt(0)}, {"role": "assistant", "content": "Noted."},
+        {"role": "user", "content": prompt(i)}]}  # fmt: skip
 
 
 def responses_body(model: str, i: int) -> dict[str, Any]:
@@ -126,6 +140,7 @@ def write_config(
         "tenants:\n"
         f"  - name: bench\n    api_keys: ['{KEY}']\n"
         + ("    cascade: false\n" if cascade else "")
+        + f"  - name: unsessioned\n    api_keys: ['{UNSESSIONED_KEY}']\n    sessions: false\n"
         + (f"  - name: cascading\n    api_keys: ['{CASCADE_KEY}']\n" if cascade else "")
         + (
             # A fresh name each run: a shared Redis keeps a tenant's figures for the day.
@@ -237,6 +252,7 @@ def sequential(
     warmup: int,
     deadline: float,
     keys: dict[str, str] | None = None,
+    extra_headers: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, list[float]]:
     """Round trips in ms per target at concurrency 1, targets interleaved request by request.
 
@@ -256,6 +272,8 @@ def sequential(
                 sent = json_type
                 if keys and name in keys:
                     sent = {**json_type, "authorization": f"Bearer {keys[name]}"}
+                if extra_headers and name in extra_headers:
+                    sent = {**sent, **extra_headers[name]}
                 started = time.perf_counter()
                 if payload is None:
                     response = client.get(url)
@@ -396,6 +414,11 @@ def main(argv: list[str] | None = None) -> int:
         help="also measure a tenant whose every routed request is shadowed (shadow rate 1.0)",
     )
     parser.add_argument(
+        "--sessions",
+        action="store_true",
+        help="also measure follow-up turns of a named session against a tenant without sessions",
+    )
+    parser.add_argument(
         "--cascade",
         action="store_true",
         help="also measure a tenant with a cascade configured that runs for none of its requests",
@@ -432,7 +455,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.cascade:
             targets["auto_cascade"] = (f"{proxy}/v1/chat/completions", lambda i: body("auto", i))
             keys["auto_cascade"] = CASCADE_KEY
-        c1 = sequential(targets, args.n, args.warmup, time.monotonic() + args.budget, keys)
+        extra = {}
+        if args.sessions:
+            targets["auto_session"] = (
+                f"{proxy}/v1/chat/completions",
+                lambda i: follow_up("auto", i),
+            )
+            extra["auto_session"] = {"x-session-id": f"bench-{uuid.uuid4().hex[:8]}"}
+            targets["auto_unsessioned"] = (
+                f"{proxy}/v1/chat/completions", lambda i: follow_up("auto", i)
+            )  # fmt: skip
+            keys["auto_unsessioned"] = UNSESSIONED_KEY
+        c1 = sequential(targets, args.n, args.warmup, time.monotonic() + args.budget, keys, extra)
         cascade_header = cascade_said(proxy) if args.cascade else None
         shadowed = shadow_figures(proxy) if args.shadow else None
         load_mid = os.getloadavg()[0]
@@ -492,6 +526,13 @@ def main(argv: list[str] | None = None) -> int:
             "p50_ms": round(p["auto_cascade"][0], 2),
             "n": len(c1["auto_cascade"]),
             "header": cascade_header,
+        }
+    if args.sessions:
+        result["sessions"] = {
+            "added_p50_ms": round(p["auto_session"][0] - p["auto_unsessioned"][0], 2),
+            "added_p99_ms": round(p["auto_session"][1] - p["auto_unsessioned"][1], 2),
+            "p50_ms": round(p["auto_session"][0], 2),
+            "n": len(c1["auto_session"]),
         }
     if args.api == "responses":
         result["responses"] = {
