@@ -41,6 +41,7 @@ from classifier.card import render_card
 from classifier.data import Record, load_records
 from classifier.embedding import DEFAULT_MODEL, SentenceEmbedder
 from classifier.errors import TrainingDataError
+from classifier import explain
 from classifier.evaluate import add_data_argument, evaluate
 from classifier.features import FEATURE_NAMES, text_features
 from classifier.gain import TreeGain
@@ -467,6 +468,12 @@ def run(args: argparse.Namespace) -> int:
         + (["--report-unseen"] if args.report_unseen else [])
     )
     path = write_artifact(artifact, args.out, card=render_card(artifact))
+    # The explain index beside the head, in its embedding space (classifier.explain).
+    made = explain.made_by("thinkroute train", args.data, args.out, records)
+    explain.write_index(
+        explain.embed_and_build(records, embedder, embedding=artifact.embedding, made=made),
+        args.out,
+    )
     summary = artifact.metrics["out_of_fold"]
     print(
         f"wrote {path}: {len(records)} records, out-of-fold APGR {summary['apgr']}, "

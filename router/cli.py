@@ -15,7 +15,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from classifier import evaluate, train
+from classifier import evaluate, explain, train
 from classifier.errors import ClassifierError
 from router.environment import Environment, read_environment
 from router.errors import ConfigError
@@ -376,6 +376,11 @@ COMMANDS = {
         "find the threshold for a target reasoning share or gap recovered",
         evaluate.add_calibrate_arguments,
         evaluate.run_calibrate,
+    ),
+    "explain-index": (
+        "summarise training data per kind (centroids, mean gain; no text) for route --explain",
+        explain.add_arguments,
+        explain.run,
     ),
     "route": ("show where one question would go, and why", _add_route_arguments, _run_route),
     "serve": ("run the OpenAI-compatible proxy", _add_serve_arguments, _run_serve),
