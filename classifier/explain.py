@@ -14,20 +14,20 @@ It is its own artifact, beside the head and independent of it: two files,
 and ``explain.npz`` (the centroids, read with ``allow_pickle=False``). It
 depends on the embedding, not on the head's weights, so a head can be
 retrained without rebuilding it and it can be rebuilt without touching the
-head. ``thinkroute explain-index --data FILE ... --out DIR`` writes it (and
-``thinkroute train`` writes one beside the head it trains).
+head. :mod:`classifier.explain_index` builds one from data (``thinkroute
+explain-index``; ``thinkroute train`` writes one beside the head it trains).
 
-Similarity is the cosine *after subtracting the mean of all kinds' centroids*:
-mean-pooled embeddings share one large common direction, so raw cosines of
-every prompt to every kind sit within a few hundredths of each other and the
-ranking follows common words; centred, the ranking follows what sets a kind
-apart (see the measurement in ``docs/policy.md``).
+Similarity is a cosine in a *discriminant* space: embeddings are multiplied
+by the inverse square root of the kinds' pooled within-kind covariance (as
+linear discriminant analysis does), so directions in which prompts of one kind
+vary among themselves (topic words, length) count less than those that set
+kinds apart. On held-out records (``bench/explain_nearest.py``) the nearest
+kind was the record's own kind for 78% of them against 56% by raw cosine,
+and among the three nearest for 92% against 77%.
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import hashlib
 import importlib.metadata
 import json
@@ -40,9 +40,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from classifier.base import Embedder
-from classifier.data import Record, load_records
+from classifier.data import Record
 from classifier.errors import ArtifactError, TrainingDataError
+from classifier.kinds import kind_of
 
 __all__ = [
     "FORMAT",
@@ -50,10 +50,8 @@ __all__ = [
     "INDEX_FILE",
     "ExplainIndex",
     "build_index",
-    "embed_and_build",
     "find_index",
     "kind_of",
-    "made_by",
     "read_index",
     "write_index",
 ]
@@ -64,14 +62,12 @@ INDEX_ARRAYS = "explain.npz"
 # Kinds with fewer records are folded into their source's "(other)" kind: a
 # centroid of two prompts says little, and names a near-individual prompt.
 MIN_KIND_RECORDS = 5
+# Share of the identity mixed into the within-kind covariance before it is
+# inverted: keeps the whitening finite in directions no kind varies in
+# (0.01 measured best of 0.003-0.3, within 0.02 of each other).
+SHRINKAGE = 0.01
 # The embedding settings that must agree for two vectors to be comparable.
 SPACE_KEYS = ("kind", "model", "dim", "max_seq_length", "question_weight")
-
-
-def kind_of(record: Record) -> str:
-    """``source/subset`` with the ``easy``/``hard`` level dropped (a level is not a kind)."""
-    parts = [part for part in record.subset.split("/") if part not in ("easy", "hard", "")]
-    return f"{record.source}/{parts[0]}" if parts else record.source
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,9 +79,9 @@ class ExplainIndex:
     names : list of str
         ``source/subset`` of each kind.
     centroids : ndarray of shape (n_kinds, dim)
-        Unit-length mean embedding of each kind's records, minus ``center``.
-    center : ndarray of shape (dim,)
-        Mean of the kinds' mean embeddings (each kind counts once).
+        Each kind's mean embedding, whitened, at unit length.
+    whitening : ndarray of shape (dim, dim)
+        Inverse square root of the pooled within-kind covariance (shrunk).
     counts : list of int
     mean_gain : list of float or None
         Mean ``reasoning - fast`` score over the kind's measured outcomes.
@@ -99,7 +95,7 @@ class ExplainIndex:
 
     names: list[str]
     centroids: NDArray[np.float32]
-    center: NDArray[np.float32]
+    whitening: NDArray[np.float32]
     counts: list[int]
     mean_gain: list[float | None]
     expected_tier: list[str | None]
@@ -107,10 +103,10 @@ class ExplainIndex:
     made: dict[str, Any] = field(default_factory=dict)
 
     def nearest(self, vector: NDArray[np.float64], k: int = 3) -> list[dict[str, Any]]:
-        """The ``k`` kinds most similar to one embedding (centred cosine), most similar first."""
-        centred = np.asarray(vector, dtype=np.float64) - self.center
-        centred /= max(float(np.linalg.norm(centred)), 1e-12)
-        similarity = self.centroids.astype(np.float64) @ centred
+        """The ``k`` kinds most similar to one embedding (whitened cosine), most similar first."""
+        whitened = np.asarray(vector, dtype=np.float64) @ self.whitening
+        whitened /= max(float(np.linalg.norm(whitened)), 1e-12)
+        similarity = self.centroids.astype(np.float64) @ whitened
         order = np.argsort(-similarity, kind="stable")[: max(0, k)]
         return [
             {
@@ -162,9 +158,9 @@ def build_index(
     names = sorted(set(kinds))
     labels = np.array(kinds)
     means = np.array([vectors[labels == name].mean(axis=0) for name in names])
-    center = means.mean(axis=0)
-    centred = means - center
-    centred /= np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
+    whitening = _whitening(vectors - means[np.searchsorted(names, labels)])
+    centroids = means @ whitening
+    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
     mean_gain: list[float | None] = []
     tiers: list[str | None] = []
     counts: list[int] = []
@@ -177,8 +173,8 @@ def build_index(
         tiers.append(expected.pop() if len(expected) == 1 else None)
     return ExplainIndex(
         names=names,
-        centroids=centred.astype(np.float32),
-        center=center.astype(np.float32),
+        centroids=centroids.astype(np.float32),
+        whitening=whitening.astype(np.float32),
         counts=counts,
         mean_gain=mean_gain,
         expected_tier=tiers,
@@ -187,33 +183,11 @@ def build_index(
     )
 
 
-def embed_and_build(
-    records: Sequence[Record],
-    embedder: Embedder,
-    *,
-    embedding: dict[str, Any],
-    made: dict[str, Any] | None = None,
-) -> ExplainIndex:
-    """Embed ``records`` as ``embedding`` says (its ``question_weight``) and index them."""
-    from classifier.model import embed  # the model module reads indexes: import late
-
-    kept = [r for r in records if r.pair != "weak/strong"]
-    texts = [r.text for r in kept]
-    weight = float(embedding.get("question_weight", 0.0))
-    step = 2048  # bounded memory for big sets
-    blocks = [
-        embed(embedder, texts[start : start + step], question_weight=weight)
-        for start in range(0, len(texts), step)
-    ]
-    vectors = np.vstack(blocks) if blocks else np.empty((0, int(embedding["dim"])))
-    return build_index(kept, vectors, embedding=embedding, made=made)
-
-
 def write_index(index: ExplainIndex, directory: str | Path) -> Path:
     """Write ``explain.json`` and ``explain.npz`` into ``directory``; returns the JSON path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    arrays = {"centroids": index.centroids, "center": index.center}
+    arrays = {"centroids": index.centroids, "whitening": index.whitening}
     np.savez(directory / INDEX_ARRAYS, **arrays)  # type: ignore[arg-type]  # numpy's stub
     document = {
         "format": FORMAT,
@@ -257,7 +231,7 @@ def read_index(directory: str | Path) -> ExplainIndex:
     try:
         # allow_pickle=False: an index is numbers, and loading one can run no code.
         with np.load(arrays_path, allow_pickle=False) as stored:
-            arrays = {"centroids": stored["centroids"], "center": stored["center"]}
+            arrays = {"centroids": stored["centroids"], "whitening": stored["whitening"]}
     except FileNotFoundError:
         raise ArtifactError(arrays_path, "missing: the explain index's centroids") from None
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
@@ -276,79 +250,42 @@ def find_index(*directories: str | Path | None) -> ExplainIndex | None:
     return None
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``thinkroute explain-index``: the data to summarise, where to write, which space."""
-    from classifier.evaluate import add_data_argument
-
-    add_data_argument(parser)
-    parser.add_argument(
-        "--out", required=True, type=Path, metavar="DIR",
-        help="directory to write explain.json and explain.npz into (e.g. classifier/default)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--like", type=Path, metavar="DIR",
-        help="the head artifact whose embedding space to build in (default: the shipped head)",
-    )  # fmt: skip
-
-
-def run(args: argparse.Namespace) -> int:
-    """Build and write an explain index from ``--data`` in ``--like``'s embedding space."""
-    from classifier.model import DifficultyClassifier
-
-    clf = DifficultyClassifier.load(args.like, cache_size=0)
-    records = load_records(args.data)
-    made = made_by(
-        "thinkroute explain-index", args.data, args.out, records,
-        extra=[f"--like {args.like}"] if args.like else [],
-    )  # fmt: skip
-    index = embed_and_build(records, clf.embedder, embedding=clf.artifact.embedding, made=made)
-    path = write_index(index, args.out)
-    print(f"wrote {path}: {len(index.names)} kinds from {sum(index.counts)} records")
-    return 0
-
-
-def made_by(
-    program: str,
-    data: Sequence[str | Path],
-    out: str | Path,
-    records: Sequence[Record],
-    *,
-    extra: Sequence[str] = (),
-) -> dict[str, Any]:
-    """How an index was made, for its ``made`` field: file names and counts, never text."""
-    command = [program, *(f"--data {path}" for path in data), f"--out {out}", *extra]
-    return {
-        "command": " ".join(command),
-        "date": dt.date.today().isoformat(),
-        "data": [str(path) for path in data],
-        "records": sum(1 for r in records if r.pair != "weak/strong"),
-    }
-
-
 def _parse(document: dict[str, Any], arrays: dict[str, np.ndarray], path: Path) -> ExplainIndex:
     if _digest(arrays) != document["arrays"]["sha256"]:
         raise ArtifactError(path, f"damaged: {INDEX_ARRAYS} does not match its checksum")
     kinds = document["kinds"]
     dim = int(document["embedding"]["dim"])
-    centroids, center = arrays["centroids"], arrays["center"]
-    if centroids.shape != (len(kinds), dim) or center.shape != (dim,):
+    centroids, whitening = arrays["centroids"], arrays["whitening"]
+    if centroids.shape != (len(kinds), dim) or whitening.shape != (dim, dim):
         raise ArtifactError(
             path,
-            f"centroids have shape {centroids.shape} and center {center.shape}, "
-            f"expected ({len(kinds)}, {dim}) and ({dim},)",
+            f"centroids have shape {centroids.shape} and whitening {whitening.shape}, "
+            f"expected ({len(kinds)}, {dim}) and ({dim}, {dim})",
         )
-    if not (np.isfinite(centroids).all() and np.isfinite(center).all()):
+    if not (np.isfinite(centroids).all() and np.isfinite(whitening).all()):
         raise ArtifactError(path, "the centroids hold non-finite numbers")
+    tiers = [None if k["expected_tier"] is None else str(k["expected_tier"]) for k in kinds]
     return ExplainIndex(
         names=[str(k["kind"]) for k in kinds],
         centroids=centroids.astype(np.float32),
-        center=center.astype(np.float32),
+        whitening=whitening.astype(np.float32),
         counts=[int(k["records"]) for k in kinds],
         mean_gain=[None if k["mean_gain"] is None else float(k["mean_gain"]) for k in kinds],
-        expected_tier=[None if k["expected_tier"] is None else str(k["expected_tier"]) for k in kinds],
+        expected_tier=tiers,
         embedding=dict(document["embedding"]),
         made=dict(document.get("made", {})),
     )
+
+
+def _whitening(residuals: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``W^-1/2`` of the residuals' covariance ``W``, shrunk by :data:`SHRINKAGE` toward its mean
+    variance so that it stays finite where the residuals do not vary."""
+    covariance = residuals.T @ residuals / max(len(residuals), 1)
+    dim = covariance.shape[0]
+    scale = max(float(np.trace(covariance)) / dim, 1e-12)
+    shrunk = (1 - SHRINKAGE) * covariance + SHRINKAGE * scale * np.eye(dim)
+    values, vectors = np.linalg.eigh(shrunk)
+    return (vectors / np.sqrt(np.maximum(values, 1e-12 * scale))) @ vectors.T
 
 
 def _digest(arrays: dict[str, np.ndarray]) -> str:

@@ -19,7 +19,14 @@ from classifier.static_embedding import StaticEmbedder
 from classifier.structure import fired_cues, question_of
 from classifier.text import text_for_scoring
 
-__all__ = ["DEFAULT_ARTIFACT", "EMBEDDERS", "DifficultyClassifier", "build_features", "embed"]
+__all__ = [
+    "DEFAULT_ARTIFACT",
+    "EMBEDDERS",
+    "DifficultyClassifier",
+    "build_features",
+    "embed",
+    "embedder_for",
+]
 
 DEFAULT_ARTIFACT = Path(__file__).resolve().parent / "default"
 # The embedder an artifact's ``embedding.kind`` names.
@@ -50,6 +57,15 @@ def embed(
             vectors[rows] += question_weight * extra
             vectors[rows] /= np.maximum(np.linalg.norm(vectors[rows], axis=1, keepdims=True), 1e-12)
     return vectors
+
+
+def embedder_for(embedding: Mapping[str, Any]) -> Embedder:
+    """A fitted embedder of the kind, model and window an artifact's ``embedding`` names."""
+    factory = EMBEDDERS[embedding.get("kind", SentenceEmbedder.kind)]
+    params: dict[str, Any] = {"model": embedding["model"]}
+    if "max_seq_length" in factory().get_params() and "max_seq_length" in embedding:
+        params["max_seq_length"] = int(embedding["max_seq_length"])
+    return factory(**params).fit()
 
 
 def build_features(
@@ -231,11 +247,7 @@ class DifficultyClassifier:
             return []
         if not index.is_in_space(self.artifact.embedding):
             if self._index_embedder is None:
-                factory = EMBEDDERS[index.embedding.get("kind", SentenceEmbedder.kind)]
-                params = {"model": index.embedding["model"]}
-                if "max_seq_length" in factory().get_params() and "max_seq_length" in index.embedding:
-                    params["max_seq_length"] = int(index.embedding["max_seq_length"])
-                self._index_embedder = factory(**params).fit()
+                self._index_embedder = embedder_for(index.embedding)
             weight = float(index.embedding.get("question_weight", 0.0))
             embedding = embed(self._index_embedder, [text], question_weight=weight)[0]
         return index.nearest(embedding, top_k)
