@@ -67,12 +67,11 @@ def main() -> None:
     ):
         order = np.argsort(-(queries @ centroids.T), axis=1)[:, :3]
         top = [[index.names[j] for j in row] for row in order]
+        pairs = list(zip(top, truth, sources, strict=True))
         report[name] = {
-            "kind_top1": round(float(np.mean([t[0] == k for t, k in zip(top, truth)])), 3),
-            "kind_top3": round(float(np.mean([k in t for t, k in zip(top, truth)])), 3),
-            "source_top1": round(
-                float(np.mean([t[0].split("/")[0] == s for t, s in zip(top, sources)])), 3
-            ),
+            "kind_top1": round(float(np.mean([t[0] == k for t, k, _ in pairs])), 3),
+            "kind_top3": round(float(np.mean([k in t for t, k, _ in pairs])), 3),
+            "source_top1": round(float(np.mean([t[0].split("/")[0] == s for t, _, s in pairs])), 3),
         }
     started = time.perf_counter()
     for vector in vectors[test_rows[:200]]:

@@ -168,8 +168,10 @@ def test_the_shipped_index_places_maths_near_maths_and_chat_near_chat(no_trainin
         "Find the number of ordered pairs of positive integers (a, b) with a + b = 1000 such "
         "that neither a nor b has a zero digit."
     )
-    maths_kinds = ("zeroeval/math", "math500/", "aime24/", "amc23/", "olympiadbench/",
-                   "reasoning-gym/algebra", "reasoning-gym/arithmetic", "mt-bench/math")  # fmt: skip
+    maths_kinds = (
+        "zeroeval/math", "math500/", "aime24/", "amc23/", "olympiadbench/",
+        "reasoning-gym/algebra", "reasoning-gym/arithmetic", "mt-bench/math",
+    )  # fmt: skip
     assert maths["nearest_kinds"][0]["kind"].startswith(maths_kinds), maths["nearest_kinds"]
     chat = clf.explain_text("hi! what's a nice name for a grey kitten?")
     chat_kinds = ("alpaca_eval/", "dolly/", "self-instruct/", "mt-bench/roleplay",
