@@ -163,6 +163,13 @@ def test_the_shipped_index_places_maths_near_maths_and_chat_near_chat(no_trainin
     assert all(set(k) == {"kind", "records", "mean_gain", "expected_tier"}
                for k in document["kinds"])  # fmt: skip
     assert all(len(k["kind"]) <= 64 and "/" in k["kind"] for k in document["kinds"])
+    # No string anywhere but how it was made (a command line of file names) is longer than
+    # a name: there is no room for a prompt.
+    assert max(len(text) for text in _strings({**document, "made": None})) <= 64
+    assert set(document["made"]) == {"command", "date", "data", "records"}
+    assert all(path.endswith(".jsonl") for path in document["made"]["data"])
+    with np.load(DEFAULT_ARTIFACT / INDEX_ARRAYS, allow_pickle=False) as stored:
+        assert all(stored[name].dtype == np.float32 for name in stored.files)
     clf = DifficultyClassifier.load()
     maths = clf.explain_text(
         "Find the number of ordered pairs of positive integers (a, b) with a + b = 1000 such "
@@ -178,3 +185,16 @@ def test_the_shipped_index_places_maths_near_maths_and_chat_near_chat(no_trainin
                   "mt-bench/humanities", "nq-open/", "arena-hard-v2/creative")  # fmt: skip
     assert chat["nearest_kinds"][0]["kind"].startswith(chat_kinds), chat["nearest_kinds"]
     assert chat["nearest_kinds"][0]["expected_tier"] == "fast"
+
+
+def _strings(value):
+    """Every string in a JSON value, keys included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
