@@ -44,10 +44,11 @@ def render_card(artifact: HeadArtifact) -> str:
         + "; the result is Platt-calibrated on out-of-fold scores of the measured "
         "fast/reasoning outcomes",
         f"- Configuration: `{training.get('config', {})}`",
-        "- Explanations: the artifact holds, per kind of training prompt (source/subset), a "
-        "centroid of its embeddings, its size, mean measured gain, expected tier and mean "
-        "score; no training text"
-        + (f" ({len(artifact.kinds.names)} kinds)" if artifact.kinds is not None else ""),
+        "- Explanations (`thinkroute route --explain`): the explain index beside this head "
+        "(`explain.json` + `explain.npz`, written by the same command; `thinkroute "
+        "explain-index` rebuilds it alone) holds per kind of training prompt (source/subset) "
+        "a centroid of its embeddings, its size, mean measured gain and expected tier: no "
+        "training text, and nothing of this head's weights (see classifier/explain.py)",
         "",
         *training.get("notes", []),
         *([""] if training.get("notes") else []),

@@ -13,13 +13,21 @@ from classifier.artifact import HeadArtifact, read_artifact
 from classifier.base import Embedder
 from classifier.embedding import SentenceEmbedder
 from classifier.errors import ArtifactError
+from classifier.explain import ExplainIndex, find_index
 from classifier.features import FEATURE_NAMES, SURFACE_NAMES, text_features
 from classifier.static_embedding import StaticEmbedder
 from classifier.structure import fired_cues, question_of
 from classifier.tenant_head import TenantHead
 from classifier.text import text_for_scoring
 
-__all__ = ["DEFAULT_ARTIFACT", "EMBEDDERS", "DifficultyClassifier", "build_features", "embed"]
+__all__ = [
+    "DEFAULT_ARTIFACT",
+    "EMBEDDERS",
+    "DifficultyClassifier",
+    "build_features",
+    "embed",
+    "embedder_for",
+]
 
 DEFAULT_ARTIFACT = Path(__file__).resolve().parent / "default"
 # The embedder an artifact's ``embedding.kind`` names.
@@ -52,6 +60,15 @@ def embed(
     return vectors
 
 
+def embedder_for(embedding: Mapping[str, Any]) -> Embedder:
+    """A fitted embedder of the kind, model and window an artifact's ``embedding`` names."""
+    factory = EMBEDDERS[embedding.get("kind", SentenceEmbedder.kind)]
+    params: dict[str, Any] = {"model": embedding["model"]}
+    if "max_seq_length" in factory().get_params() and "max_seq_length" in embedding:
+        params["max_seq_length"] = int(embedding["max_seq_length"])
+    return factory(**params).fit()
+
+
 def build_features(
     embedder: Embedder, texts: Sequence[str], *, question_weight: float = 0.0
 ) -> NDArray[np.float64]:
@@ -70,9 +87,17 @@ class DifficultyClassifier:
     0.02
     """
 
-    def __init__(self, *, embedder: Embedder, artifact: HeadArtifact) -> None:
+    def __init__(
+        self,
+        *,
+        embedder: Embedder,
+        artifact: HeadArtifact,
+        explain_index: ExplainIndex | None = None,
+    ) -> None:
         self.embedder = embedder
         self.artifact = artifact
+        self.explain_index = explain_index
+        self._index_embedder: Embedder | None = None
 
     @classmethod
     def load(
@@ -110,7 +135,12 @@ class DifficultyClassifier:
                 f"head expects {artifact.embedding['dim']}-d embeddings from "
                 f"{artifact.embedding['model']!r}, the loaded model gives {embedder.dim_}",
             )
-        return cls(embedder=embedder, artifact=artifact)
+        # The explain index beside the head, else the shipped one: it depends on an
+        # embedding, not on a head, so it serves any head (see classifier.explain).
+        here = location if location.is_dir() else location.parent
+        return cls(
+            embedder=embedder, artifact=artifact, explain_index=find_index(here, DEFAULT_ARTIFACT)
+        )
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -174,13 +204,13 @@ class DifficultyClassifier:
             fired, names from :data:`classifier.structure.STRUCTURE_NAMES`),
             ``features`` (every feature beside the embedding, by name) and
             ``nearest_kinds``: the ``top_k`` kinds of training prompts nearest in
-            embedding, each ``{"kind": "source/subset", "similarity", "records",
-            "mean_gain", "expected_tier", "mean_score"}`` (``mean_gain`` is the
-            mean measured reasoning-minus-fast score of an outcome kind, ``None``
-            for prompt kinds, whose ``expected_tier`` is set instead). No
-            training text is read or returned; an artifact without a kind table
-            gives an empty ``nearest_kinds``. An empty text scores 0 and
-            explains nothing.
+            embedding, from the explain index (see :mod:`classifier.explain`),
+            each ``{"kind": "source/subset", "similarity", "records",
+            "mean_gain", "expected_tier"}`` (``mean_gain`` is the mean measured
+            reasoning-minus-fast score of an outcome kind, ``None`` for prompt
+            kinds, whose ``expected_tier`` is set instead). No training text is
+            read or returned; without an index ``nearest_kinds`` is empty. An
+            empty text scores 0 and explains nothing.
 
         Examples
         --------
@@ -196,7 +226,6 @@ class DifficultyClassifier:
         X = np.hstack([embedding, extra])
         head = self.artifact.head
         gate, gain = head.parts(X)
-        kinds = self.artifact.kinds
         return {
             "score": round(float(head.score(X)[0]), 6),
             "gate": round(float(gate[0]), 6),
@@ -206,5 +235,24 @@ class DifficultyClassifier:
                 name: round(float(value), 4)
                 for name, value in zip(FEATURE_NAMES, extra[0], strict=True)
             },
-            "nearest_kinds": [] if kinds is None else kinds.nearest(embedding[0], top_k),
+            "nearest_kinds": self._nearest_kinds(text, embedding[0], top_k),
         }
+
+    def _nearest_kinds(
+        self, text: str, embedding: NDArray[np.float64], top_k: int
+    ) -> list[dict[str, Any]]:
+        """The index's nearest kinds, in the index's own embedding space.
+
+        The head's embedding serves when the index was built in the same space
+        (the usual case, no extra work); otherwise the text is embedded again
+        with the embedder the index names, loaded on first use.
+        """
+        index = self.explain_index
+        if index is None:
+            return []
+        if not index.is_in_space(self.artifact.embedding):
+            if self._index_embedder is None:
+                self._index_embedder = embedder_for(index.embedding)
+            weight = float(index.embedding.get("question_weight", 0.0))
+            embedding = embed(self._index_embedder, [text], question_weight=weight)[0]
+        return index.nearest(embedding, top_k)

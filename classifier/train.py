@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from tqdm.auto import tqdm
 
+from classifier import explain_index
 from classifier.artifact import HeadArtifact, write_artifact
 from classifier.base import Embedder
 from classifier.calibration import threshold_for_pgr
@@ -42,6 +43,7 @@ from classifier.data import Record, load_records
 from classifier.embedding import DEFAULT_MODEL, SentenceEmbedder
 from classifier.errors import TrainingDataError
 from classifier.evaluate import add_data_argument, evaluate
+from classifier.explain import write_index
 from classifier.features import FEATURE_NAMES, text_features
 from classifier.gain import TreeGain
 from classifier.head import DifficultyHead, GatedHead, fit_platt, logit
@@ -467,6 +469,12 @@ def run(args: argparse.Namespace) -> int:
         + (["--report-unseen"] if args.report_unseen else [])
     )
     path = write_artifact(artifact, args.out, card=render_card(artifact))
+    # The explain index beside the head, in its embedding space (classifier.explain).
+    made = explain_index.made_by("thinkroute train", args.data, args.out, records)
+    index = explain_index.embed_and_build(
+        records, embedder, embedding=artifact.embedding, made=made
+    )
+    write_index(index, args.out)
     summary = artifact.metrics["out_of_fold"]
     print(
         f"wrote {path}: {len(records)} records, out-of-fold APGR {summary['apgr']}, "

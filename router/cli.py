@@ -15,7 +15,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from classifier import evaluate, train
+from classifier import evaluate, explain_index, train
 from classifier.errors import ClassifierError
 from router import heads_cli
 from router.environment import Environment, read_environment
@@ -46,8 +46,9 @@ def _add_route_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--explain",
         action="store_true",
-        help="also show why it scored so: the nearest kinds of training prompts (source/subset "
-        "and their mean gain) and the structural cues that fired",
+        help="print the decision as JSON with why it scored so (score_evidence): the nearest "
+        "kinds of training prompts (source/subset, mean gain; never their text) and the "
+        "structural cues that fired",
     )
 
 
@@ -65,12 +66,11 @@ def _run_route(args: argparse.Namespace) -> int:
     question = [{"role": "user", "content": args.question}]
     request = {"model": f"auto:{args.mode}", "messages": question}
     decision = asyncio.run(router.plan_route(request))
-    evidence = None
-    if args.explain and decision.score is not None:
-        evidence = asyncio.run(router.explain_score(request))
-    if args.json:
+    if args.json or args.explain:
         answer = {**decision.as_dict(), "explanation": explain(decision)}
-        print(json.dumps(answer if evidence is None else {**answer, "score_evidence": evidence}))
+        if args.explain and decision.score is not None:  # a scored decision has evidence
+            answer["score_evidence"] = asyncio.run(router.explain_score(request))
+        print(json.dumps(answer))
         return 0
     print(f"tier: {decision.tier}\nmodel: {decision.model or '(no provider configured)'}")
     print(f"effort: {decision.reasoning_effort or '(provider default)'}")
@@ -78,19 +78,7 @@ def _run_route(args: argparse.Namespace) -> int:
         print(f"score: {decision.score:.4f}")
         print(f"threshold: {decision.threshold:.4f} ({decision.mode})")
     print(f"why: {explain(decision)}")
-    if evidence is not None:
-        _print_evidence(evidence)
     return 0
-
-
-def _print_evidence(evidence: dict[str, Any]) -> None:
-    print(f"gate: {evidence['gate']:.3f}  gain: {evidence['gain']:.3f}")
-    print(f"cues: {', '.join(evidence['cues']) or '(none fired)'}")
-    print("nearest training kinds:")
-    for kind in evidence["nearest_kinds"]:
-        gain = "" if kind["mean_gain"] is None else f", mean gain {kind['mean_gain']:+.3f}"
-        tier = "" if kind["expected_tier"] is None else f", expected {kind['expected_tier']}"
-        print(f"  {kind['kind']} (similarity {kind['similarity']:.2f}{gain}{tier})")
 
 
 def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -420,6 +408,11 @@ COMMANDS = {
         "find the threshold for a target reasoning share or gap recovered",
         evaluate.add_calibrate_arguments,
         evaluate.run_calibrate,
+    ),
+    "explain-index": (
+        "summarise training data per kind (centroids, mean gain; no text) for route --explain",
+        explain_index.add_arguments,
+        explain_index.run,
     ),
     "route": ("show where one question would go, and why", _add_route_arguments, _run_route),
     "serve": ("run the OpenAI-compatible proxy", _add_serve_arguments, _run_serve),

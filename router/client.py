@@ -10,6 +10,7 @@ from the ``x-thinkroute-*`` headers), its cost and request id::
     routed.answer.choices[0].message.content
     routed.decision.tier, routed.decision.score, routed.cost_usd     # 'reasoning', 0.83, 0.0042
     client.route([...]).tier            # the decision alone, no model called
+    client.explain([...])["nearest_kinds"]  # why it scored so: cues, nearest training kinds
     client.usage()["day"]["spend_usd"]
     client.feedback(routed.request_id, score=1.0)
 
@@ -222,6 +223,17 @@ class Client:
         )
         return _decision(body)
 
+    def explain(
+        self, messages: Messages, *, model: str = "auto", **params: Any
+    ) -> dict[str, Any] | None:
+        """Why the request scores as it does (``/v1/route`` with ``"explain": true``): the
+        cues that fired and the nearest kinds of training prompts; None if it is not scored."""
+        body = self.openai.post(
+            "/route", body={**_chat_body(messages, model, params), "explain": True},
+            cast_to=JSON_BODY,
+        )  # fmt: skip
+        return body.get("score_evidence")
+
     def usage(self) -> dict[str, Any]:
         """This key's tenant's spend, requests and budget state (``GET /v1/usage``)."""
         return self.openai.get("/usage", cast_to=JSON_BODY)
@@ -318,6 +330,15 @@ class AsyncClient:
             "/route", body=_chat_body(messages, model, params), cast_to=JSON_BODY
         )
         return _decision(body)
+
+    async def explain(
+        self, messages: Messages, *, model: str = "auto", **params: Any
+    ) -> dict[str, Any] | None:
+        body = await self.openai.post(
+            "/route", body={**_chat_body(messages, model, params), "explain": True},
+            cast_to=JSON_BODY,
+        )  # fmt: skip
+        return body.get("score_evidence")
 
     async def usage(self) -> dict[str, Any]:
         return await self.openai.get("/usage", cast_to=JSON_BODY)

@@ -76,6 +76,9 @@ PARSE_ONLY = {
     "runs the simulator)",
     "thinkroute train": "minutes on the full shared data (tests/router/test_cli.py trains on "
     "small data); its --data files must exist",
+    "thinkroute explain-index": "a minute on the full shared data, and it rewrites the shipped "
+    "index (tests/classifier/test_explain.py builds one on small data); its --data files must "
+    "exist",
     "docker": "needs a Docker daemon and the network; the files it names and the Compose "
     "profile must exist (tests/deploy checks the Dockerfile and the Compose file)",
     "helm": "needs a cluster; a local chart must exist and take every --set key (tests/deploy "

@@ -70,6 +70,9 @@ def test_route_gives_the_decision_a_completion_would_get_without_calling_a_model
         decision.tier, decision.model, decision.reasoning_effort,
     )  # fmt: skip
     assert answered.score == pytest.approx(decision.score, abs=1e-4)
+    evidence = client.explain(OLYMPIAD, model="auto:cheap")
+    assert evidence["score"] == pytest.approx(decision.score, abs=1e-4)
+    assert len(evidence["nearest_kinds"]) == 3 and "/" in evidence["nearest_kinds"][0]["kind"]
 
 
 def test_a_stream_knows_its_decision_before_the_first_chunk(client):
@@ -125,6 +128,7 @@ async def test_the_async_client_does_the_same(proxy, run_id):
         routed = await sdk.chat(OLYMPIAD)
         assert routed.decision.tier == "reasoning" and routed.cost_usd > 0
         assert (await sdk.route(CHAT)).tier == "fast"
+        assert (await sdk.explain(CHAT))["nearest_kinds"]
         streamed = await sdk.stream(CHAT)
         assert streamed.decision.tier == "fast"
         assert [chunk async for chunk in streamed.answer]

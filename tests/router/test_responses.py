@@ -407,6 +407,7 @@ def test_an_unknown_or_forbidden_model_is_refused(connect, proxy):
         ({"store": True}, "store", "unsupported_parameter"),
         ({"tools": [{"type": "function", "name": ""}]}, "tools[0].name", "invalid_request"),
         ({"reasoning": {"effort": "extreme"}}, "reasoning.effort", "invalid_request"),
+        ({"reasoning": {"effort": ["high"]}}, "reasoning.effort", "invalid_request"),  # was a 500
         ({"text": {"format": {"type": "yaml"}}}, "text.format", "invalid_request"),
         ({"extra_body": {"api_base": "http://evil"}}, "api_base", "forbidden_parameter"),
         ({"extra_body": {"frobnicate": 1}}, "frobnicate", "invalid_request"),

@@ -144,9 +144,17 @@ def test_route_endpoint_explains_the_score_only_when_asked(proxy, clean_upstream
     evidence = route(explain=True).json()["score_evidence"]
     kinds = evidence["nearest_kinds"]
     assert kinds and all("/" in kind["kind"] and -1 <= kind["similarity"] <= 1 for kind in kinds)
+    # An olympiad functional equation sits nearest competition maths, with its figures.
+    assert kinds[0]["kind"].split("/")[0] in {"olympiadbench", "math500", "zeroeval", "aime24",
+                                              "amc23", "reasoning-gym"}, kinds  # fmt: skip
+    assert set(kinds[0]) == {"kind", "similarity", "records", "mean_gain", "expected_tier"}
     assert set(evidence) >= {"score", "gate", "gain", "cues", "features"}
-    refused = route(explain="yes")
-    assert refused.status_code == 400 and refused.json()["error"]["param"] == "explain"
+    assert "score_evidence" not in route(explain=False).json()
+    for bad in ("yes", 1, None, [True], {"on": True}):
+        refused = route(explain=bad)
+        assert refused.status_code == 400, bad
+        error = refused.json()["error"]
+        assert error["param"] == "explain" and error["type"] == "invalid_request_error"
     assert clean_upstream.requests == []
 
 

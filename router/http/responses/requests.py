@@ -296,7 +296,8 @@ def _effort(value: Any) -> str | None:
     if not isinstance(value, dict):
         raise InvalidRequestError("'reasoning' must be an object", param="reasoning")
     effort = value.get("effort")
-    if effort is not None and effort not in EFFORTS:
+    # A list or an object is unhashable: test the type before the set lookup (was a 500).
+    if effort is not None and (not isinstance(effort, str) or effort not in EFFORTS):
         raise InvalidRequestError(
             f"'reasoning.effort' must be one of {sorted(EFFORTS)}", param="reasoning.effort"
         )

@@ -18,10 +18,12 @@ from router.errors import BudgetExceededError, InvalidRequestError, ThinkrouteEr
 from router.http.auth import CallingTenant
 from router.http.body import read_json
 from router.http.jsonio import JSONResponse
-from router.http.routes.chat import CHAT_BODY, MESSAGES_BODY, latency_limit, with_session
+from router.http.openapi import chat_completions_body, json_body
+from router.http.routes.chat import MESSAGES_BODY, latency_limit, with_session
 from router.http.services import AppServices, Services
 from router.http.wire import ANTHROPIC_WIRE
 from router.policy import explain
+from router.proxy import AUTO_MODELS
 from router.requests import parse_chat_request
 from router.upstream.dispatch import count_prompt_tokens
 
@@ -29,8 +31,17 @@ __all__ = ["router"]
 
 router = APIRouter()
 
+# A chat body, plus the one field of /v1/route's own.
+_ROUTE_SCHEMA = chat_completions_body(list(AUTO_MODELS))
+_ROUTE_SCHEMA["properties"]["explain"] = {
+    "type": "boolean",
+    "description": "also return score_evidence: the structural cues that fired and the kinds "
+    "of training prompts the chat sits nearest to (names and figures, never their text)",
+}
+ROUTE_BODY = json_body(_ROUTE_SCHEMA)
 
-@router.post("/v1/route", openapi_extra=CHAT_BODY)
+
+@router.post("/v1/route", openapi_extra=ROUTE_BODY)
 async def route(request: Request, tenant: CallingTenant, found: AppServices) -> Response:
     """The decision a chat would get, with no model called."""
     body = await read_json(request)
