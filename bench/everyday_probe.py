@@ -8,9 +8,10 @@ trick questions, a casual "can you show that") and 20 of everyday chat and
 writing. Prints one JSON object: the share of each sent to the reasoning tier
 at the mode's threshold, and the requests each side got wrong.
 
-    python bench/everyday_probe.py [--model DIR] [--mode balanced]
+    python bench/everyday_probe.py [--model DIR] [--mode balanced] [--why]
 
-Twenty a side is a smoke test, not a measurement: one request is 5 points.
+Twenty a side is a smoke test, not a measurement: one request is 5 points. With
+``--why`` each misrouted request comes with its gate, gain and fired cues.
 """
 
 from __future__ import annotations
@@ -81,6 +82,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="artifact directory (default: shipped)")
     parser.add_argument("--mode", default="balanced", help="whose threshold decides")
+    parser.add_argument(
+        "--why",
+        action="store_true",
+        help="give each misrouted request's gate, gain and fired cues (see route --explain)",
+    )
     args = parser.parse_args()
 
     from classifier.model import DifficultyClassifier
@@ -93,11 +99,21 @@ def main() -> None:
         to_reasoning = scores >= threshold
         result[f"{name}_to_reasoning"] = round(float(to_reasoning.mean()), 3)
         result[f"{name}_misrouted"] = [
-            f"{score:.2f} {text[:60]}"
+            _why(clf, text) if args.why else f"{score:.2f} {text[:60]}"
             for text, score, hard in zip(texts, scores, to_reasoning, strict=True)
             if hard != wanted
         ]
     print(json.dumps(result))
+
+
+def _why(clf: object, text: str) -> str:
+    """One line on why ``text`` scored as it did: score, gate, gain and the cues that fired."""
+    explained = clf.explain_text(text)  # type: ignore[attr-defined]
+    cues = ",".join(explained["cues"]) or "-"
+    return (
+        f"{explained['score']:.2f} gate {explained['gate']:.2f} gain {explained['gain']:.2f} "
+        f"cues {cues}: {text[:60]}"
+    )
 
 
 if __name__ == "__main__":

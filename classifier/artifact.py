@@ -66,6 +66,9 @@ def write_artifact(artifact: HeadArtifact, directory: str | Path, *, card: str) 
         "calibration": artifact.head.calibration.tolist(),
         "easy_cues": [FEATURE_NAMES[c - dim] for c in artifact.head.easy_columns],
         "easy_discount": artifact.head.easy_discount,
+        "hard_cues": [FEATURE_NAMES[c - dim] for c in artifact.head.hard_columns],
+        "hard_floor": artifact.head.hard_floor,
+        "hard_gate": artifact.head.hard_gate,
     }
     document = {
         "format": FORMAT,
@@ -141,14 +144,18 @@ def _parse(document: dict[str, Any], path: Path) -> HeadArtifact:
     calibration = [_finite(v) for v in numbers["calibration"]]
     if len(calibration) != 2:
         raise ArtifactError(path, "'calibration' must hold a slope and an offset")
-    easy_cues = numbers.get("easy_cues", [])
-    unknown = [name for name in easy_cues if name not in FEATURE_NAMES]
-    if unknown:
-        raise ArtifactError(path, f"'easy_cues' names unknown features {unknown}")
-    easy_columns = tuple(width - len(FEATURE_NAMES) + FEATURE_NAMES.index(n) for n in easy_cues)
+    easy_columns = _cue_columns(numbers, "easy_cues", width, path)
     easy_discount = _finite(numbers.get("easy_discount", 0.0))
     if not 0.0 <= easy_discount <= 1.0:
         raise ArtifactError(path, f"'easy_discount' must lie in [0, 1], got {easy_discount}")
+    # A head written before the floor existed has none: it scores as it always did.
+    hard_columns = _cue_columns(numbers, "hard_cues", width, path)
+    hard_floor = _finite(numbers.get("hard_floor", 0.0))
+    hard_gate = _finite(numbers.get("hard_gate", 0.5))
+    if not (0.0 <= hard_floor <= 1.0 and 0.0 <= hard_gate <= 1.0):
+        raise ArtifactError(
+            path, f"'hard_floor' and 'hard_gate' must lie in [0, 1], got {hard_floor}, {hard_gate}"
+        )
     thresholds = {mode: float(document["thresholds"][mode]) for mode in MODES}
     if not all(0.0 <= t <= 1.0 for t in thresholds.values()):
         raise ArtifactError(path, f"thresholds must lie in [0, 1], got {thresholds}")
@@ -177,6 +184,9 @@ def _parse(document: dict[str, Any], path: Path) -> HeadArtifact:
             calibration=calibration,
             easy_columns=easy_columns,
             easy_discount=easy_discount,
+            hard_columns=hard_columns,
+            hard_floor=hard_floor,
+            hard_gate=hard_gate,
         ),
         embedding=document["embedding"],
         thresholds=thresholds,
@@ -186,6 +196,15 @@ def _parse(document: dict[str, Any], path: Path) -> HeadArtifact:
         checksum=str(document["checksum"]),
         kinds=kinds,
     )
+
+
+def _cue_columns(numbers: dict[str, Any], key: str, width: int, path: Path) -> tuple[int, ...]:
+    """Input columns of the features ``numbers[key]`` names (none when it is absent)."""
+    names = numbers.get(key, [])
+    unknown = [name for name in names if name not in FEATURE_NAMES]
+    if unknown:
+        raise ArtifactError(path, f"{key!r} names unknown features {unknown}")
+    return tuple(width - len(FEATURE_NAMES) + FEATURE_NAMES.index(name) for name in names)
 
 
 def _stored_head(numbers: dict[str, Any], width: int, path: Path, name: str) -> DifficultyHead:

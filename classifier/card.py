@@ -41,6 +41,14 @@ def render_card(artifact: HeadArtifact) -> str:
             if artifact.head.easy_columns and artifact.head.easy_discount
             else ""
         )
+        + (
+            f", and raised to at least {head.hard_floor:g} where a cue of reasoning need "
+            f"fires while the gate is at least {head.hard_gate:g} (a fixed prior: "
+            + ", ".join(f"`{FEATURE_NAMES[c - embedding['dim']]}`" for c in head.hard_columns)
+            + ")"
+            if head.hard_columns and head.hard_floor
+            else ""
+        )
         + "; the result is Platt-calibrated on out-of-fold scores of the measured "
         "fast/reasoning outcomes",
         f"- Configuration: `{training.get('config', {})}`",

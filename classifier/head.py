@@ -2,7 +2,8 @@
 
 The shipped score combines two models (:class:`GatedHead`):
 
-    P(better) = calibrate( gain x min(1, gate / gate_open) x (1 - easy_discount x easy) )
+    P(better) = calibrate( max( gain x min(1, gate / gate_open) x (1 - easy_discount x easy),
+                                hard_floor x [hard cue] x [gate >= hard_gate] x [no easy cue] ) )
 
 The *gate* (a logistic regression, :class:`DifficultyHead`) learns from
 prompt records (everyday chat versus competition maths and hard coding) what
@@ -43,6 +44,8 @@ __all__ = ["DifficultyHead", "GatedHead", "fit_platt"]
 # Width of the soft floor that keeps the gain positive (the calibration works in
 # log-odds) without tying every prompt predicted at or below zero.
 _GAIN_FLOOR_WIDTH = 0.01
+# A cue in [0, 1] counts as fired from here (as classifier.structure.fired_cues reads it).
+_CUE_FIRES = 0.5
 
 
 class DifficultyHead(ClassifierMixin, BaseEstimator):
@@ -276,6 +279,13 @@ class GatedHead:
         Input columns holding cues in [0, 1] of an easy question over material.
     easy_discount : float, default=0.0
         Share of the raw score removed where the largest of those cues is 1.
+    hard_columns : sequence of int, default=()
+        Input columns holding cues in [0, 1] of reasoning need.
+    hard_floor : float, default=0.0
+        Least raw score where one of those cues fires (>= 0.5), the gate is at
+        least ``hard_gate`` and no easy cue fires; 0 disables the floor.
+    hard_gate : float, default=0.5
+        Gate probability from which the floor applies.
     """
 
     def __init__(
@@ -287,11 +297,21 @@ class GatedHead:
         calibration: ArrayLike = (1.0, 0.0),
         easy_columns: tuple[int, ...] = (),
         easy_discount: float = 0.0,
+        hard_columns: tuple[int, ...] = (),
+        hard_floor: float = 0.0,
+        hard_gate: float = 0.5,
     ) -> None:
         if not 0.0 < gate_open <= 1.0:
             raise ValueError(f"gate_open must lie in (0, 1], got {gate_open}")
         if not 0.0 <= easy_discount <= 1.0:
             raise ValueError(f"easy_discount must lie in [0, 1], got {easy_discount}")
+        if not 0.0 <= hard_floor <= 1.0:
+            raise ValueError(f"hard_floor must lie in [0, 1], got {hard_floor}")
+        if not 0.0 <= hard_gate <= 1.0:
+            raise ValueError(f"hard_gate must lie in [0, 1], got {hard_gate}")
+        self.hard_columns = tuple(int(c) for c in hard_columns)
+        self.hard_floor = float(hard_floor)
+        self.hard_gate = float(hard_gate)
         self.easy_columns = tuple(int(c) for c in easy_columns)
         self.easy_discount = float(easy_discount)
         self.gate = gate
@@ -300,7 +320,8 @@ class GatedHead:
         self.calibration = np.asarray(calibration, dtype=np.float64)
 
     def raw_score(self, X: ArrayLike) -> NDArray[np.float64]:
-        """The uncalibrated gain, discounted where the gate is below ``gate_open``."""
+        """The uncalibrated gain, discounted where the gate is below ``gate_open``, floored
+        where a cue of reasoning need fires."""
         X = np.asarray(X, dtype=np.float64)
         # Checked once here instead of by scikit-learn in each model: on the request
         # path its validation costs more than the arithmetic (0.15 ms of 0.5). The
@@ -310,10 +331,19 @@ class GatedHead:
         gate, gain = self.parts(X)
         discount = np.minimum(1.0, gate / self.gate_open)
         positive = _GAIN_FLOOR_WIDTH * np.logaddexp(0.0, np.minimum(gain, 1.0) / _GAIN_FLOOR_WIDTH)
-        if self.easy_columns and self.easy_discount:
+        easy = np.zeros(len(X))
+        if self.easy_columns:
             easy = np.clip(X[:, list(self.easy_columns)].max(axis=1), 0.0, 1.0)
             discount = discount * (1.0 - self.easy_discount * easy)
-        return positive * discount
+        raw = positive * discount
+        if self.hard_columns and self.hard_floor:
+            floored = (
+                (X[:, list(self.hard_columns)].max(axis=1) >= _CUE_FIRES)
+                & (gate >= self.hard_gate)
+                & (easy < _CUE_FIRES)
+            )
+            raw = np.where(floored, np.maximum(raw, self.hard_floor), raw)
+        return raw
 
     def parts(self, X: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """The gate's P(reasoning-type request) and the gain model's predicted gain, per row."""

@@ -37,6 +37,9 @@ def saved(tmp_path):
         calibration=[1.3, -0.2],
         easy_columns=easy,
         easy_discount=0.8,
+        hard_columns=(DIM + FEATURE_NAMES.index("trick_cue"),),
+        hard_floor=0.3,
+        hard_gate=0.4,
     )
     artifact = HeadArtifact(
         head=head, embedding={"model": "fake", "dim": DIM}, thresholds=THRESHOLDS
@@ -67,6 +70,9 @@ def test_saved_head_is_plain_json(saved):
         "calibration",
         "easy_cues",
         "easy_discount",
+        "hard_cues",
+        "hard_floor",
+        "hard_gate",
     }
     assert set(document["head"]["gain"]) == {"n_passthrough", "center", "components", "trees"}
 
@@ -155,6 +161,21 @@ def test_an_artifact_without_easy_cues_loads_with_no_discount(saved):
     edit(directory, drop)
     loaded = read_artifact(directory)
     assert (loaded.head.easy_columns, loaded.head.easy_discount) == ((), 0.0)
+
+
+def test_an_artifact_without_hard_cues_loads_with_no_floor(saved):
+    directory, head, X = saved
+
+    def drop(document):  # as written before the floor existed
+        for key in ("hard_cues", "hard_floor", "hard_gate"):
+            del document["head"][key]
+        document["checksum"] = _checksum(document["head"])
+
+    edit(directory, drop)
+    loaded = read_artifact(directory)
+    assert (loaded.head.hard_columns, loaded.head.hard_floor) == ((), 0.0)
+    head.hard_columns, head.hard_floor = (), 0.0
+    np.testing.assert_allclose(loaded.head.score(X), head.score(X))
 
 
 def test_an_unknown_easy_cue_is_refused(saved):

@@ -111,6 +111,33 @@ def test_an_easy_cue_discounts_the_score_and_nothing_else():
         GatedHead(gate=head.gate, gain=head.gain, easy_discount=1.5)
 
 
+def test_a_hard_cue_with_an_open_gate_lifts_a_low_gain_to_the_floor():
+    """Where a cue of reasoning need fires, the gate is at least hard_gate and no easy
+    cue fires, the raw score is at least hard_floor; everywhere else it is unchanged."""
+    head, X = gated(gate_open=0.5)
+    X[:, -2:] = 0.0
+    X[::2, -2] = 1.0  # the hard cue fires on every other row
+    X[::4, -1] = 1.0  # and an easy cue on every fourth (a subset of those)
+    plain = head.raw_score(X)
+    gate, _ = head.parts(X)
+    floored = GatedHead(
+        gate=head.gate,
+        gain=head.gain,
+        gate_open=0.5,
+        easy_columns=(X.shape[1] - 1,),
+        hard_columns=(X.shape[1] - 2,),
+        hard_floor=0.3,
+        hard_gate=0.6,
+    )
+    lifted = (X[:, -2] == 1.0) & (X[:, -1] == 0.0) & (gate >= 0.6)
+    assert lifted.any() and (~lifted & (X[:, -2] == 1.0)).any()
+    raw = floored.raw_score(X)
+    np.testing.assert_allclose(raw[lifted], np.maximum(plain[lifted], 0.3))
+    np.testing.assert_array_equal(raw[~lifted], plain[~lifted])
+    with pytest.raises(ValueError, match="hard_floor"):
+        GatedHead(gate=head.gate, gain=head.gain, hard_floor=1.5)
+
+
 def test_non_finite_vectors_are_refused():
     head, X = gated(gate_open=0.5)
     X[0, 0] = np.nan
