@@ -252,10 +252,14 @@ async def test_a_quality_target_sets_the_threshold_from_the_tenants_pairs(
     curve = await HeadStore(store).curve(tenant)
     assert decision["threshold"] == threshold_for_quality_kept(curve, 0.97)
     # Only the hard prompts gain: the cheapest threshold sends no chat to reasoning, and
-    # just enough hard prompts (0.97 of 90 keeps 88: 43 of the 45 hard ones).
+    # just enough hard prompts (0.97 of 90 keeps 88: 43 of the 45 hard ones; prompts with
+    # the same score go together, so a tie may carry more).
     threshold = decision["threshold"]
     assert max(s for s, f, r in curve if r == f) < threshold
-    assert sum(1 for s, f, r in curve if r > f and s >= threshold) == 43
+    gaining = [s for s, f, r in curve if r > f]
+    assert sum(1 for s in gaining if s >= threshold) >= 43
+    higher = [s for s in gaining if s > threshold]
+    assert not higher or sum(1 for s in gaining if s >= min(higher)) < 43  # the cheapest
     assert decision["tier"] == "fast"
     assert route(server, f"sk-{run_id}-a", hard(1))["tier"] == "reasoning"
 
