@@ -25,7 +25,6 @@ from classifier.errors import ArtifactError
 from classifier.features import FEATURE_NAMES
 from classifier.gain import TreeGain
 from classifier.head import DifficultyHead, GatedHead
-from classifier.kinds import KindTable
 
 __all__ = ["FORMAT", "HEAD_FILE", "CARD_FILE", "HeadArtifact", "read_artifact", "write_artifact"]
 
@@ -51,7 +50,6 @@ class HeadArtifact:
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     checksum: str = ""  # of the head's numbers, as stored: names this exact head
-    kinds: KindTable | None = None  # what explanations compare a prompt with
 
 
 def write_artifact(artifact: HeadArtifact, directory: str | Path, *, card: str) -> Path:
@@ -78,12 +76,10 @@ def write_artifact(artifact: HeadArtifact, directory: str | Path, *, card: str) 
         "features": list(FEATURE_NAMES),
         "head": numbers,
         "checksum": _checksum(numbers),
-        "kinds": None if artifact.kinds is None else artifact.kinds.to_numbers(),
         "thresholds": artifact.thresholds,
         "metrics": artifact.metrics,
         "training": artifact.training,
     }
-    document["kinds_checksum"] = _checksum(document["kinds"])
     path = directory / HEAD_FILE
     path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
     (directory / CARD_FILE).write_text(card, encoding="utf-8")
@@ -159,14 +155,8 @@ def _parse(document: dict[str, Any], path: Path) -> HeadArtifact:
     thresholds = {mode: float(document["thresholds"][mode]) for mode in MODES}
     if not all(0.0 <= t <= 1.0 for t in thresholds.values()):
         raise ArtifactError(path, f"thresholds must lie in [0, 1], got {thresholds}")
-    kinds = None
-    if document.get("kinds") is not None:
-        if _checksum(document["kinds"]) != document.get("kinds_checksum"):
-            raise ArtifactError(path, "damaged: checksum of the kind table does not match")
-        try:
-            kinds = KindTable.from_numbers(document["kinds"], int(document["embedding"]["dim"]))
-        except ValueError as exc:
-            raise ArtifactError(path, f"kinds: {exc}") from exc
+    # A head written before the explain index (classifier.explain) may still carry a kind
+    # table ("kinds"): nothing reads it any more.
     trained_with = document.get("versions", {}).get("scikit-learn")
     if trained_with and trained_with.split(".")[:2] != sklearn.__version__.split(".")[:2]:
         # The head is plain numbers, so this is a note, not a failure.
@@ -194,7 +184,6 @@ def _parse(document: dict[str, Any], path: Path) -> HeadArtifact:
         metrics=document.get("metrics", {}),
         training=document.get("training", {}),
         checksum=str(document["checksum"]),
-        kinds=kinds,
     )
 
 

@@ -47,7 +47,6 @@ from classifier.explain import write_index
 from classifier.features import FEATURE_NAMES, text_features
 from classifier.gain import TreeGain
 from classifier.head import DifficultyHead, GatedHead, fit_platt, logit
-from classifier.kinds import KindTable
 from classifier.metrics import routing_curve
 from classifier.model import embed
 from classifier.static_embedding import StaticEmbedder
@@ -230,7 +229,6 @@ def train(
         },
         thresholds=thresholds,
         metrics=metrics,
-        kinds=KindTable.build(records, X[:, : embedder.dim_], out_of_fold),
         training={
             "date": dt.date.today().isoformat(),
             "records": _counts(records),
