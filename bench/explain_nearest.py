@@ -27,7 +27,7 @@ import numpy as np
 from classifier.artifact import read_artifact
 from classifier.data import load_records
 from classifier.explain import build_index, kind_of
-from classifier.model import DEFAULT_ARTIFACT, embed, embedder_for
+from classifier.model import DEFAULT_ARTIFACT, embed, embedder_for, embedding_options
 
 
 def main() -> None:
@@ -39,8 +39,9 @@ def main() -> None:
 
     records = [r for r in load_records(args.data) if r.pair != "weak/strong"]
     embedding = read_artifact(args.model).embedding
-    weight = float(embedding.get("question_weight", 0.0))
-    vectors = embed(embedder_for(embedding), [r.text for r in records], question_weight=weight)
+    vectors = embed(
+        embedder_for(embedding), [r.text for r in records], **embedding_options(embedding)
+    )
     held = np.random.default_rng(args.seed).random(len(records)) < 0.2
     fit_rows = np.flatnonzero(~held)
     index = build_index([records[i] for i in fit_rows], vectors[fit_rows], embedding=embedding)

@@ -125,7 +125,12 @@ def _blind_parts(records: Sequence[Any], kind: str, cache: Path) -> dict[str, An
         if matrix.with_suffix(".npy").exists():
             X = np.load(matrix.with_suffix(".npy"))
         else:
-            X = embed_records(embedder, records, question_weight=config.question_weight)
+            X = embed_records(
+                embedder,
+                records,
+                question_weight=config.question_weight,
+                question=config.question,
+            )
             np.save(matrix.with_suffix(".npy"), X)
         n = len(records)
         raw, gate, gain = np.zeros(n), np.zeros(n), np.zeros(n)
@@ -143,7 +148,9 @@ def _blind_parts(records: Sequence[Any], kind: str, cache: Path) -> dict[str, An
         head.calibration = calibration
         texts_scores = {}
         for name, texts in _EXTRA.items():
-            features = build_features(embedder, texts, question_weight=config.question_weight)
+            features = build_features(
+                embedder, texts, question_weight=config.question_weight, question=config.question
+            )
             texts_scores[name] = head.score(features)
             texts_scores[name + "_raw"] = head.raw_score(features)
             texts_scores[name + "_gate"], texts_scores[name + "_gain"] = head.parts(features)

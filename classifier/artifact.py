@@ -25,6 +25,7 @@ from classifier.errors import ArtifactError
 from classifier.features import FEATURE_NAMES
 from classifier.gain import TreeGain
 from classifier.head import DifficultyHead, GatedHead
+from classifier.structure import QUESTION_RULES
 
 __all__ = ["FORMAT", "HEAD_FILE", "CARD_FILE", "HeadArtifact", "read_artifact", "write_artifact"]
 
@@ -67,6 +68,7 @@ def write_artifact(artifact: HeadArtifact, directory: str | Path, *, card: str) 
         "hard_cues": [FEATURE_NAMES[c - dim] for c in artifact.head.hard_columns],
         "hard_floor": artifact.head.hard_floor,
         "hard_gate": artifact.head.hard_gate,
+        "direct_cues": [FEATURE_NAMES[c - dim] for c in artifact.head.direct_columns],
     }
     document = {
         "format": FORMAT,
@@ -128,6 +130,12 @@ def _parse(document: dict[str, Any], path: Path) -> HeadArtifact:
         raise ArtifactError(
             path, f"trained over a {kind!r} embedding, this thinkroute knows {EMBEDDING_KINDS}"
         )
+    question = document["embedding"].get("question", "last_paragraph")
+    if question not in QUESTION_RULES:
+        raise ArtifactError(
+            path,
+            f"finds the question by {question!r}, this thinkroute knows {sorted(QUESTION_RULES)}",
+        )
     width = int(document["embedding"]["dim"]) + len(FEATURE_NAMES)
     gate = _stored_head(numbers["gate"], width, path, "gate")
     try:
@@ -148,6 +156,7 @@ def _parse(document: dict[str, Any], path: Path) -> HeadArtifact:
     hard_columns = _cue_columns(numbers, "hard_cues", width, path)
     hard_floor = _finite(numbers.get("hard_floor", 0.0))
     hard_gate = _finite(numbers.get("hard_gate", 0.5))
+    direct_columns = _cue_columns(numbers, "direct_cues", width, path)
     if not (0.0 <= hard_floor <= 1.0 and 0.0 <= hard_gate <= 1.0):
         raise ArtifactError(
             path, f"'hard_floor' and 'hard_gate' must lie in [0, 1], got {hard_floor}, {hard_gate}"
@@ -177,6 +186,7 @@ def _parse(document: dict[str, Any], path: Path) -> HeadArtifact:
             hard_columns=hard_columns,
             hard_floor=hard_floor,
             hard_gate=hard_gate,
+            direct_columns=direct_columns,
         ),
         embedding=document["embedding"],
         thresholds=thresholds,

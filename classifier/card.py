@@ -10,6 +10,14 @@ from classifier.features import FEATURE_NAMES
 __all__ = ["render_card"]
 
 
+# How the card names each of classifier.structure.QUESTION_RULES.
+_QUESTIONS = {
+    "last_paragraph": "the request's last paragraph",
+    "request": "the request's own words (its last paragraph, or a short instruction put "
+    "before its material)",
+}
+
+
 def render_card(artifact: HeadArtifact) -> str:
     """Markdown stating what the head was trained on, how, and how well it did."""
     training = artifact.training
@@ -27,8 +35,8 @@ def render_card(artifact: HeadArtifact) -> str:
         f"- Trained: {training.get('date', 'unknown')}",
         f"- Embedding: `{embedding['model']}`, {how} "
         f"({embedding['dim']}-d, {embedding.get('max_seq_length')} tokens)",
-        f"- Question: the embedding of the request's last paragraph added at weight "
-        f"{embedding.get('question_weight', 0.0):g} (0: the whole text alone)",
+        f"- Question: the embedding of {_QUESTIONS[embedding.get('question', 'last_paragraph')]} "
+        f"added at weight {embedding.get('question_weight', 0.0):g} (0: the whole text alone)",
         "- Head: a gain model (gradient-boosted trees over a PCA projection of the embedding, "
         "the surface features and the structural cues: how much does the reasoning model "
         "win?), discounted by a gate (logistic regression: does the request call for "
@@ -47,6 +55,14 @@ def render_card(artifact: HeadArtifact) -> str:
             + ", ".join(f"`{FEATURE_NAMES[c - embedding['dim']]}`" for c in head.hard_columns)
             + ")"
             if head.hard_columns and head.hard_floor
+            else ""
+        )
+        + (
+            f", and to at least {head.hard_floor:g} whatever the gate where a cue asks for "
+            "reasoning in so many words (a fixed prior: "
+            + ", ".join(f"`{FEATURE_NAMES[c - embedding['dim']]}`" for c in head.direct_columns)
+            + ")"
+            if head.direct_columns and head.hard_floor
             else ""
         )
         + "; the result is Platt-calibrated on out-of-fold scores of the measured "

@@ -68,7 +68,7 @@ MIN_KIND_RECORDS = 5
 # nearest-kind accuracy 0.784 at 0.01, 0.771 at 0.1, 0.749 at 0.3 (raw cosine 0.562).
 SHRINKAGE = 0.01
 # The embedding settings that must agree for two vectors to be comparable.
-SPACE_KEYS = ("kind", "model", "dim", "max_seq_length", "question_weight")
+SPACE_KEYS = ("kind", "model", "dim", "max_seq_length", "question_weight", "question")
 
 
 @dataclass(frozen=True, eq=False)

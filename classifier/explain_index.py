@@ -24,7 +24,7 @@ from classifier.base import Embedder
 from classifier.data import Record, load_records
 from classifier.evaluate import add_data_argument
 from classifier.explain import ExplainIndex, build_index, write_index
-from classifier.model import DEFAULT_ARTIFACT, embed, embedder_for
+from classifier.model import DEFAULT_ARTIFACT, embed, embedder_for, embedding_options
 
 __all__ = ["add_arguments", "embed_and_build", "made_by", "main", "run"]
 
@@ -39,12 +39,12 @@ def embed_and_build(
     embedding: dict[str, Any],
     made: dict[str, Any] | None = None,
 ) -> ExplainIndex:
-    """Embed ``records`` as ``embedding`` says (its ``question_weight``) and index them."""
+    """Embed ``records`` as ``embedding`` says (its question rule and weight) and index them."""
     kept = [r for r in records if r.pair != "weak/strong"]
     texts = [r.text for r in kept]
-    weight = float(embedding.get("question_weight", 0.0))
+    options = embedding_options(embedding)
     blocks = [
-        embed(embedder, texts[start : start + _STEP], question_weight=weight)
+        embed(embedder, texts[start : start + _STEP], **options)
         for start in range(0, len(texts), _STEP)
     ]
     vectors = np.vstack(blocks) if blocks else np.empty((0, int(embedding["dim"])))

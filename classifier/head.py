@@ -3,7 +3,8 @@
 The shipped score combines two models (:class:`GatedHead`):
 
     P(better) = calibrate( max( gain x min(1, gate / gate_open) x (1 - easy_discount x easy),
-                                hard_floor x [hard cue] x [gate >= hard_gate] x [no easy cue] ) )
+                                hard_floor x ([hard cue] x [gate >= hard_gate] or [direct cue])
+                                           x [no easy cue] ) )
 
 The *gate* (a logistic regression, :class:`DifficultyHead`) learns from
 prompt records (everyday chat versus competition maths and hard coding) what
@@ -286,6 +287,10 @@ class GatedHead:
         least ``hard_gate`` and no easy cue fires; 0 disables the floor.
     hard_gate : float, default=0.5
         Gate probability from which the floor applies.
+    direct_columns : sequence of int, default=()
+        Input columns holding cues that ask for reasoning in so many words (how
+        two people are related): floored at ``hard_floor`` whatever the gate,
+        which scores a one-line riddle like small talk.
     """
 
     def __init__(
@@ -300,6 +305,7 @@ class GatedHead:
         hard_columns: tuple[int, ...] = (),
         hard_floor: float = 0.0,
         hard_gate: float = 0.5,
+        direct_columns: tuple[int, ...] = (),
     ) -> None:
         if not 0.0 < gate_open <= 1.0:
             raise ValueError(f"gate_open must lie in (0, 1], got {gate_open}")
@@ -312,6 +318,7 @@ class GatedHead:
         self.hard_columns = tuple(int(c) for c in hard_columns)
         self.hard_floor = float(hard_floor)
         self.hard_gate = float(hard_gate)
+        self.direct_columns = tuple(int(c) for c in direct_columns)
         self.easy_columns = tuple(int(c) for c in easy_columns)
         self.easy_discount = float(easy_discount)
         self.gate = gate
@@ -336,12 +343,15 @@ class GatedHead:
             easy = np.clip(X[:, list(self.easy_columns)].max(axis=1), 0.0, 1.0)
             discount = discount * (1.0 - self.easy_discount * easy)
         raw = positive * discount
-        if self.hard_columns and self.hard_floor:
-            floored = (
-                (X[:, list(self.hard_columns)].max(axis=1) >= _CUE_FIRES)
-                & (gate >= self.hard_gate)
-                & (easy < _CUE_FIRES)
-            )
+        if self.hard_floor and (self.hard_columns or self.direct_columns):
+            floored = np.zeros(len(X), dtype=bool)
+            if self.hard_columns:
+                floored |= (X[:, list(self.hard_columns)].max(axis=1) >= _CUE_FIRES) & (
+                    gate >= self.hard_gate
+                )
+            if self.direct_columns:
+                floored |= X[:, list(self.direct_columns)].max(axis=1) >= _CUE_FIRES
+            floored &= easy < _CUE_FIRES
             raw = np.where(floored, np.maximum(raw, self.hard_floor), raw)
         return raw
 

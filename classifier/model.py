@@ -16,7 +16,7 @@ from classifier.errors import ArtifactError
 from classifier.explain import ExplainIndex, find_index
 from classifier.features import FEATURE_NAMES, SURFACE_NAMES, text_features
 from classifier.static_embedding import StaticEmbedder
-from classifier.structure import fired_cues, question_of
+from classifier.structure import QUESTION_RULES, fired_cues
 from classifier.tenant_head import TenantHead
 from classifier.text import text_for_scoring
 
@@ -27,6 +27,7 @@ __all__ = [
     "build_features",
     "embed",
     "embedder_for",
+    "embedding_options",
 ]
 
 DEFAULT_ARTIFACT = Path(__file__).resolve().parent / "default"
@@ -38,17 +39,23 @@ EMBEDDERS: dict[str, type[SentenceEmbedder] | type[StaticEmbedder]] = {
 
 
 def embed(
-    embedder: Embedder, texts: Sequence[str], *, question_weight: float = 0.0
+    embedder: Embedder,
+    texts: Sequence[str],
+    *,
+    question_weight: float = 0.0,
+    question: str = "last_paragraph",
 ) -> NDArray[np.float64]:
     """Unit vectors for ``texts``: each text's embedding, plus its question's at a weight.
 
     A long prompt puts its question last, after a table or a program, where a
     window of 256 tokens never reaches it; ``question_weight`` > 0 adds the
-    embedding of :func:`~classifier.structure.question_of` (its last paragraph)
-    and renormalises, so the head sees what is asked as well as the material.
+    embedding of the request's own words, found by the rule ``question`` names
+    in :data:`~classifier.structure.QUESTION_RULES`, and renormalises, so the
+    head sees what is asked as well as the material.
     """
     vectors = embedder.transform(texts).astype(np.float64)
     if question_weight:
+        question_of = QUESTION_RULES[question]
         questions = [question_of(text) for text in texts]
         # A one-paragraph request is its own question: adding its vector to itself and
         # renormalising changes nothing, so only the others pay for a second embedding.
@@ -58,6 +65,14 @@ def embed(
             vectors[rows] += question_weight * extra
             vectors[rows] /= np.maximum(np.linalg.norm(vectors[rows], axis=1, keepdims=True), 1e-12)
     return vectors
+
+
+def embedding_options(embedding: Mapping[str, Any]) -> dict[str, Any]:
+    """The :func:`embed` keywords an artifact's (or an explain index's) ``embedding`` records."""
+    return {
+        "question_weight": float(embedding.get("question_weight", 0.0)),
+        "question": str(embedding.get("question", "last_paragraph")),
+    }
 
 
 def embedder_for(embedding: Mapping[str, Any]) -> Embedder:
@@ -70,10 +85,14 @@ def embedder_for(embedding: Mapping[str, Any]) -> Embedder:
 
 
 def build_features(
-    embedder: Embedder, texts: Sequence[str], *, question_weight: float = 0.0
+    embedder: Embedder,
+    texts: Sequence[str],
+    *,
+    question_weight: float = 0.0,
+    question: str = "last_paragraph",
 ) -> NDArray[np.float64]:
     """The head's input for each text: its embedding, then :data:`FEATURE_NAMES`."""
-    vectors = embed(embedder, texts, question_weight=question_weight)
+    vectors = embed(embedder, texts, question_weight=question_weight, question=question)
     return np.hstack([vectors, text_features(texts)])
 
 
@@ -154,13 +173,13 @@ class DifficultyClassifier:
         head's score for one tenant (:mod:`classifier.tenant_head`)."""
         if not texts:
             return np.empty(0)
-        features = build_features(self.embedder, texts, question_weight=self._question_weight)
+        features = build_features(self.embedder, texts, **self._embedding_options)
         scores = self.artifact.head.score(features)
         return scores if tenant_head is None else tenant_head.score(features, scores)
 
     @property
-    def _question_weight(self) -> float:
-        return float(self.artifact.embedding.get("question_weight", 0.0))
+    def _embedding_options(self) -> dict[str, Any]:
+        return embedding_options(self.artifact.embedding)
 
     @property
     def fingerprint(self) -> str:
@@ -182,9 +201,7 @@ class DifficultyClassifier:
         Kept by shadow comparisons for tenants that keep no prompts, so retraining can
         use their graded pairs.
         """
-        return build_features(
-            self.embedder, [self.text_of(messages)], question_weight=self._question_weight
-        )[0]
+        return build_features(self.embedder, [self.text_of(messages)], **self._embedding_options)[0]
 
     def explain_messages(
         self, messages: Sequence[Mapping[str, Any]], *, top_k: int = 3
@@ -221,7 +238,7 @@ class DifficultyClassifier:
         if not text:
             return {"score": 0.0, "gate": 0.0, "gain": 0.0, "cues": [], "features": {},
                     "nearest_kinds": []}  # fmt: skip
-        embedding = embed(self.embedder, [text], question_weight=self._question_weight)
+        embedding = embed(self.embedder, [text], **self._embedding_options)
         extra = text_features([text])
         X = np.hstack([embedding, extra])
         head = self.artifact.head
@@ -253,6 +270,5 @@ class DifficultyClassifier:
         if not index.is_in_space(self.artifact.embedding):
             if self._index_embedder is None:
                 self._index_embedder = embedder_for(index.embedding)
-            weight = float(index.embedding.get("question_weight", 0.0))
-            embedding = embed(self._index_embedder, [text], question_weight=weight)[0]
+            embedding = embed(self._index_embedder, [text], **embedding_options(index.embedding))[0]
         return index.nearest(embedding, top_k)

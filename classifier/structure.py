@@ -23,7 +23,14 @@ in any register (a casual "can you show that ..." as well as "Prove that"):
   short question that looks a value up or asks to restate it ("What was the
   revenue in 2019?", "Which years does the table cover?", "Translate this
   note") and asks for no combining, computing or debugging: a fast model's job
-  however dense the material looks.
+  however dense the material looks;
+* ``transform_material``: a short instruction to rework the material that
+  follows it (summarise, extract, rewrite, classify, translate, give it a
+  title), asking for no computing, deciding or debugging: writing work, however
+  technical the material;
+* ``relation_question``: a question about how two people are related, over
+  family relations to follow ("How is Lisa related to Karen?", "What is
+  Isabella to Edward?").
 
 The question is usually at the end of a long prompt, after the table or the
 code, so cues about the request read the text's last :data:`TAIL_CHARS`
@@ -44,12 +51,19 @@ __all__ = [
     "TAIL_CHARS",
     "WINDOW_CHARS",
     "fired_cues",
+    "QUESTION_RULES",
     "question_of",
+    "request_of",
     "structural_features",
     "window_of",
 ]
 
 TAIL_CHARS = 400
+_PARAGRAPH = re.compile(r"\n\s*\n")
+# A last paragraph this short is the request even without a question mark ("Fix it.").
+_SHORT_REQUEST = 200
+# A first paragraph up to this long can be an instruction put before its material.
+_FIRST_INSTRUCTION = 300
 # Longer texts are read as their first this many characters and their question
 # (about what the embedding's window sees), so a huge prompt costs no more.
 WINDOW_CHARS = 4096
@@ -116,6 +130,27 @@ _LOGIC = re.compile(
     _I,
 )
 
+_REWORK = re.compile(
+    r"\b(?:extract|summari[sz]e|summary|rewrite|rephrase|paraphrase|describe|classify|"
+    r"categori[sz]e|translate|convert|correct|proofread|simplify|capitali[sz]e|reformat|"
+    r"caption|headline|title|motto|slogan|tag|label|review|critique|tone|polish|shorten|"
+    r"expand|edit|answer (?:this|the) (?:email|review|message|customer))\b",
+    _I,
+)
+# A question about what the material will become is a prediction, not a rework.
+_PREDICTION = re.compile(r"\bwhat (?:will|would|does|is)\b|\bafter \d+ steps?\b", _I)
+_KIN = re.compile(
+    r"\b(?:mother|father|mom|mum|dad|brother|sister|son|daughter|uncle|aunt|cousin|nephew|"
+    r"niece|grand\w+|husband|wife|spouse|sibling|parent|child|children|married|in-law)s?\b",
+    _I,
+)
+_RELATION_ASKED = re.compile(
+    r"\b(?:how (?:is|are|am|was|were) [\w' ]{1,40}? related\b|"
+    r"what (?:relation|relationship|kin)\b|"
+    r"(?:what|who) (?:is|are|was|would be) (?:[\w']+ ){1,4}?to (?:me|him|her|them|us|\w+)\s*[?.])",
+    _I,
+)
+
 STRUCTURE_NAMES: tuple[str, ...] = (
     "numbers_to_reconcile",
     "code_behaviour_question",
@@ -126,6 +161,8 @@ STRUCTURE_NAMES: tuple[str, ...] = (
     "relations_riddle",
     "logic_connectives",
     "lookup_over_material",
+    "transform_material",
+    "relation_question",
     "log_numbers",
 )
 # A cue "fires" (for an explanation) at or above this value.
@@ -156,6 +193,31 @@ def question_of(text: str) -> str:
     return last[-TAIL_CHARS:]
 
 
+def request_of(text: str) -> str:
+    """The request's own words wherever they stand: the last paragraph when it asks
+    something (a question mark, or a short line after the material), else a short first
+    paragraph, an instruction put before its material ("Summarise this abstract.",
+    "Why does this fail?" above a program).
+
+    :func:`question_of` reads the last paragraph alone, and for an instruction followed
+    by an abstract or a contract that is the material: the head then saw a technical
+    text where a writing task was asked (chat from sources left out of training went
+    to reasoning at 0.108 with it, 0.102 with this).
+    """
+    paragraphs = [p for p in _PARAGRAPH.split(text.strip()) if p.strip()]
+    if len(paragraphs) < 2:
+        return question_of(text)
+    first, last = paragraphs[0], paragraphs[-1][-TAIL_CHARS:]
+    if "?" in last or len(last) <= _SHORT_REQUEST or len(first) > _FIRST_INSTRUCTION:
+        return last
+    return first
+
+
+# How an embedding finds the request's own words, by the name an artifact records
+# (``embedding.question``; heads trained before it was recorded read the last paragraph).
+QUESTION_RULES = {"last_paragraph": question_of, "request": request_of}
+
+
 def window_of(text: str) -> str:
     """The part of ``text`` the cues read: all of it up to :data:`WINDOW_CHARS` characters,
     else its first :data:`WINDOW_CHARS` characters and its question (bounded work on the
@@ -183,6 +245,8 @@ def _row(text: str) -> tuple[float, ...]:
         min(len(_RELATION.findall(text)) / 4.0, 1.0),
         min(len(_LOGIC.findall(text)) / 3.0, 1.0),
         _lookup_over_material(text, question),
+        _transform_material(text),
+        float(len(_KIN.findall(text)) >= 2 and bool(_RELATION_ASKED.search(text))),
         math.log1p(numbers),
     )
 
@@ -196,3 +260,28 @@ def _lookup_over_material(text: str, question: str) -> float:
     if _COMBINE.search(question) or _WORK.search(question) or _BEHAVIOUR.search(question):
         return 0.0
     return float(bool(_LOOKUP.search(question) or _PRESENT.search(question)))
+
+
+def _transform_material(text: str) -> float:
+    """1 when a short first line or paragraph asks to rework the material after it."""
+    stripped = text.strip()
+    if "\n" not in stripped:
+        return 0.0
+    instruction, material = re.split(r"\n\s*\n|\n", stripped, maxsplit=1)
+    if len(instruction) > _FIRST_INSTRUCTION or len(material) < 80:
+        return 0.0
+    # A closing question of its own ("... Why does it fail?") counts; the material's own
+    # words do not (a changelog's "fixed a typo" is not a debugging request).
+    question = question_of(stripped)
+    closing = question if _PARAGRAPH.search(stripped) and "?" in question else ""
+    ask = instruction + "\n" + closing
+    if (
+        _PREDICTION.search(instruction)
+        or _WORK.search(instruction)
+        or _COMBINE.search(instruction)
+        or _BEHAVIOUR.search(ask)
+        or _TRICK.search(ask)
+        or _PROOF.search(stripped)
+    ):
+        return 0.0
+    return float(bool(_REWORK.search(instruction)))

@@ -40,6 +40,7 @@ def saved(tmp_path):
         hard_columns=(DIM + FEATURE_NAMES.index("trick_cue"),),
         hard_floor=0.3,
         hard_gate=0.4,
+        direct_columns=(DIM + FEATURE_NAMES.index("relation_question"),),
     )
     artifact = HeadArtifact(
         head=head, embedding={"model": "fake", "dim": DIM}, thresholds=THRESHOLDS
@@ -57,6 +58,7 @@ def test_round_trip_gives_identical_scores(saved):
     np.testing.assert_array_equal(loaded.head.calibration, [1.3, -0.2])
     assert loaded.head.gate_open == 0.4
     assert (loaded.head.easy_columns, loaded.head.easy_discount) == (head.easy_columns, 0.8)
+    assert loaded.head.direct_columns == head.direct_columns
     assert (directory / "MODEL_CARD.md").read_text() == "# card\n"
 
 
@@ -73,6 +75,7 @@ def test_saved_head_is_plain_json(saved):
         "hard_cues",
         "hard_floor",
         "hard_gate",
+        "direct_cues",
     }
     assert set(document["head"]["gain"]) == {"n_passthrough", "center", "components", "trees"}
 
@@ -95,6 +98,7 @@ def edit(directory, change):
         (lambda d: d["thresholds"].__setitem__("balanced", 1.5), "thresholds must lie"),
         (lambda d: d.pop("thresholds"), "damaged"),
         (lambda d: d["embedding"].__setitem__("kind", "bag-of-words"), "'bag-of-words' embedding"),
+        (lambda d: d["embedding"].__setitem__("question", "first_word"), "'first_word'"),
     ],
 )
 def test_damaged_or_mismatched_artifact_names_the_file(saved, change, problem):
@@ -175,6 +179,20 @@ def test_an_artifact_without_hard_cues_loads_with_no_floor(saved):
     loaded = read_artifact(directory)
     assert (loaded.head.hard_columns, loaded.head.hard_floor) == ((), 0.0)
     head.hard_columns, head.hard_floor = (), 0.0
+    np.testing.assert_allclose(loaded.head.score(X), head.score(X))
+
+
+def test_an_artifact_without_direct_cues_loads_with_none(saved):
+    directory, head, X = saved
+
+    def drop(document):  # as written before direct cues existed
+        del document["head"]["direct_cues"]
+        document["checksum"] = _checksum(document["head"])
+
+    edit(directory, drop)
+    loaded = read_artifact(directory)
+    assert loaded.head.direct_columns == ()
+    head.direct_columns = ()
     np.testing.assert_allclose(loaded.head.score(X), head.score(X))
 
 

@@ -143,3 +143,28 @@ def test_non_finite_vectors_are_refused():
     X[0, 0] = np.nan
     with pytest.raises(ValueError, match="finite"):
         head.score(X)
+
+
+def test_a_direct_cue_lifts_to_the_floor_whatever_the_gate_unless_an_easy_cue_fires():
+    """A cue that asks for reasoning in so many words (how two people are related) is
+    floored even where the gate is shut, which is where a one-line riddle lands."""
+    head, X = gated(gate_open=0.5)
+    X[:, -2:] = 0.0
+    X[::2, -2] = 1.0  # the direct cue fires on every other row
+    X[::4, -1] = 1.0  # and an easy cue on every fourth (a subset of those)
+    plain = head.raw_score(X)
+    gate, _ = head.parts(X)
+    direct = GatedHead(
+        gate=head.gate,
+        gain=head.gain,
+        gate_open=0.5,
+        easy_columns=(X.shape[1] - 1,),
+        direct_columns=(X.shape[1] - 2,),
+        hard_floor=0.3,
+        hard_gate=0.6,
+    )
+    lifted = (X[:, -2] == 1.0) & (X[:, -1] == 0.0)
+    assert (lifted & (gate < 0.25)).any()  # closed gates are lifted too
+    raw = direct.raw_score(X)
+    np.testing.assert_allclose(raw[lifted], np.maximum(plain[lifted], 0.3))
+    np.testing.assert_array_equal(raw[~lifted], plain[~lifted])

@@ -152,3 +152,25 @@ def test_the_question_embedding_is_added_only_where_it_differs_from_the_text():
     question = embedder.transform(["What was the change in A?"])[0]
     expected = plain[1] + 0.5 * question
     np.testing.assert_allclose(mixed[1], expected / np.linalg.norm(expected), atol=1e-6)
+
+
+def test_a_head_embeds_the_question_by_the_rule_it_was_trained_with(trained, tmp_path):
+    """A head trained now reads the request's own words (an instruction put before its
+    material); a head written before the rule was recorded keeps reading the last paragraph."""
+    head, _ = trained
+    summary = "Summarise this abstract.\n\n" + "We study sparse attention for long texts. " * 8
+    current = DifficultyClassifier.load(head)
+    assert current.artifact.embedding["question"] == "request"
+    embedder = current.embedder
+    by_request = embed(embedder, [summary], question_weight=0.5, question="request")
+    by_last = embed(embedder, [summary], question_weight=0.5, question="last_paragraph")
+    assert not np.allclose(by_request, by_last)
+    np.testing.assert_allclose(current.input_features([{"role": "user", "content": summary}])[
+        : embedder.dim_], by_request[0])  # fmt: skip
+
+    document = json.loads((head / HEAD_FILE).read_text())
+    del document["embedding"]["question"]  # as written before the rule was recorded
+    (tmp_path / HEAD_FILE).write_text(json.dumps(document))
+    older = DifficultyClassifier.load(tmp_path)
+    np.testing.assert_allclose(older.input_features([{"role": "user", "content": summary}])[
+        : embedder.dim_], by_last[0])  # fmt: skip

@@ -9,6 +9,7 @@ from classifier.structure import (
     WINDOW_CHARS,
     fired_cues,
     question_of,
+    request_of,
     structural_features,
     window_of,
 )
@@ -30,6 +31,16 @@ TABLE = "Revenue | 2018 | 2019\nProduct | 1,200 | 1,450\nServices | 800 | 910\n\
         ("Trick question: which weighs more, a kilo of feathers or a kilo of iron?", "trick_cue"),
         ("Anna is my mother's sister's daughter and Ben is my father's brother's son. "
          "How are Anna and Ben related to each other's parents?", "relations_riddle"),
+        ("Summarise this abstract in two sentences.\n\nWe study sparse attention for long "
+         "documents and report that a learned routing of tokens to blocks halves memory use.",
+         "transform_material"),
+        # the material's own words ("fixed") do not make it a debugging request
+        ("Here is our changelog, summarise it in one line:\n" + "fixed a typo. " * 20,
+         "transform_material"),
+        ("John is married to Isabella. They have a child called Edward. Edward is married to "
+         "Victoria. What is Isabella to Edward?", "relation_question"),
+        ("Karen went to the park with her son Tom. Tom's sister Julie called her uncle Mark. "
+         "How is Mark related to Karen?", "relation_question"),
     ],
 )  # fmt: skip
 def test_each_cue_fires_on_its_kind_of_request(text, cue):
@@ -46,6 +57,43 @@ def test_small_talk_fires_nothing_and_rows_have_every_feature():
     assert rows.shape == (2, len(STRUCTURE_NAMES))
     assert [fired_cues(row) for row in rows] == [[], []]
     assert np.all((rows[:, :-1] >= 0) & (rows[:, :-1] <= 1))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # an instruction that asks for work over the material is not a rework
+        "Calculate the total of the last column.\n\nRent 1,200\nFood 450\nPower 80\n" * 2,
+        "Why does this fail?\n\n```python\ndef f(xs):\n    return xs[len(xs)]\n```\n" * 2,
+        # what the material will become is a prediction
+        "What will this board look like after 3 steps? Reply as a list of rows.\n\n"
+        "[[0,1,0],[0,1,0],[0,1,0]] [[0,0,0],[1,1,1],[0,0,0]] [[1,0,1],[0,1,0],[1,0,1]]",
+    ],
+)
+def test_work_or_a_prediction_over_material_is_not_a_rework(text):
+    assert "transform_material" not in fired_cues(structural_features([text])[0])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Write a toast for my sister's wedding; my father and my brother will speak too.",
+        "What is a good gift to give my mother and father?",
+    ],
+)
+def test_family_words_without_a_relation_asked_are_not_a_relation_question(text):
+    assert "relation_question" not in fired_cues(structural_features([text])[0])
+
+
+def test_the_request_is_an_instruction_put_before_its_material():
+    material = "We study sparse attention for long documents. " * 10
+    assert request_of("Summarise this abstract.\n\n" + material) == "Summarise this abstract."
+    # the last paragraph still wins when it asks, or is short
+    assert request_of("Summarise this.\n\n" + material + "\n\nWhy so long?") == "Why so long?"
+    assert request_of(TABLE + "What changed?") == "What changed?"
+    # one paragraph is its own request; a long first paragraph is material, not an instruction
+    assert request_of("one line only") == "one line only"
+    assert request_of(material + "\n\n" + material) == material.strip()[-400:]
 
 
 def test_the_question_is_the_last_paragraph():
