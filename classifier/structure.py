@@ -8,6 +8,9 @@ in any register (a casual "can you show that ..." as well as "Prove that"):
 
 * ``numbers_to_reconcile``: several figures and a question that combines them
   (a change, a difference, a total, an average, "doesn't add up");
+* ``figures_disagree``: figures said not to agree ("doesn't add up", "where
+  could the difference come from?", a discrepancy to reconcile): tracing it is
+  reasoning, where a total or a percentage change is often a look-up's sum;
 * ``code_behaviour_question``: code together with a question about what it does
   wrong or will do (why it fails, where the bug is, what it prints);
 * ``code_presentation_only``: code with a request to explain, comment,
@@ -139,6 +142,14 @@ _REWORK = re.compile(
 )
 # A question about what the material will become is a prediction, not a rework.
 _PREDICTION = re.compile(r"\bwhat (?:will|would|does|is)\b|\bafter \d+ steps?\b", _I)
+_DISAGREE = re.compile(
+    r"(?:do(?:es)?n'?t|do(?:es)? not|never) (?:add up|match|balance|tally|reconcile)|"
+    r"\b(?:discrepanc\w*|reconcil\w*|mismatch\w*|off by|unaccounted)\b|"
+    r"where (?:could|did|does|would|is) (?:the|this|that) (?:difference|gap)|"
+    r"\bwhy (?:is|are|does|do|would) [^?]{0,60}\b(?:differ\w*|higher|lower|more|less) than\b|"
+    r"\b(?:add|adds|sum|sums) up(?: correctly| right)?\s*\?",
+    _I,
+)
 _KIN = re.compile(
     r"\b(?:mother|father|mom|mum|dad|brother|sister|son|daughter|uncle|aunt|cousin|nephew|"
     r"niece|grand\w+|husband|wife|spouse|sibling|parent|child|children|married|in-law)s?\b",
@@ -153,6 +164,7 @@ _RELATION_ASKED = re.compile(
 
 STRUCTURE_NAMES: tuple[str, ...] = (
     "numbers_to_reconcile",
+    "figures_disagree",
     "code_behaviour_question",
     "code_presentation_only",
     "constraint_list",
@@ -237,6 +249,7 @@ def _row(text: str) -> tuple[float, ...]:
     constraints = len(_CONSTRAINT.findall(text))
     return (
         float(numbers >= 3 and bool(_COMBINE.search(question))),
+        float(numbers >= 2 and bool(_DISAGREE.search(text))),
         float(has_code and behaviour),
         float(has_code and not behaviour and bool(_PRESENT.search(ask))),
         min(constraints / 6.0, 1.0),

@@ -62,8 +62,12 @@ EASY_CUES = ("code_presentation_only", "lookup_over_material", "transform_materi
 # Structural cues of reasoning need in any register (GatedHead's hard_columns). Not
 # numbers_to_reconcile or code_behaviour_question: they also fire on the figures
 # and code of fast-type requests (a table look-up, correct code to explain), and
-# flooring them sent everyday fast-type sources over 10% to reasoning.
-HARD_CUES = ("constraint_list", "trick_cue", "relations_riddle")
+# flooring them sent everyday fast-type sources over 10% to reasoning (the first also
+# fires on one-step word problems, the second on CRUXEval's "what does this print").
+# figures_disagree (figures said not to agree) fires on 4% of TAT-QA and nearly nothing
+# else: left one source out it changed no figure and sent two more probe requests (an
+# invoice discrepancy, a budget that may not add up) to reasoning.
+HARD_CUES = ("constraint_list", "trick_cue", "relations_riddle", "figures_disagree")
 # Cues that ask for reasoning in so many words (GatedHead's direct_columns): floored
 # whatever the gate. No training source asks how two people are related, so neither model
 # can learn it (a family-relations source left out went 1% to reasoning); the floor is a

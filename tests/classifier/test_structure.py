@@ -34,6 +34,10 @@ TABLE = "Revenue | 2018 | 2019\nProduct | 1,200 | 1,450\nServices | 800 | 910\n\
         ("Summarise this abstract in two sentences.\n\nWe study sparse attention for long "
          "documents and report that a learned routing of tokens to blocks halves memory use.",
          "transform_material"),
+        ("My three invoices are $120, $45 and $80 but the statement shows $260. Where could "
+         "the difference come from?", "figures_disagree"),
+        ("Rent is 40%, food 25%, savings 20% and other 20%. Does that add up?",
+         "figures_disagree"),
         # the material's own words ("fixed") do not make it a debugging request
         ("Here is our changelog, summarise it in one line:\n" + "fixed a typo. " * 20,
          "transform_material"),
@@ -50,6 +54,9 @@ def test_each_cue_fires_on_its_kind_of_request(text, cue):
 def test_looking_a_figure_up_is_not_reconciling_figures():
     row = structural_features([TABLE + "What was Product revenue in 2019?"])[0]
     assert "numbers_to_reconcile" not in fired_cues(row)
+    # a change asked of the figures is reconciling them, not a disagreement to trace
+    row = structural_features([TABLE + "What was the percentage change in Services revenue?"])[0]
+    assert "figures_disagree" not in fired_cues(row)
 
 
 def test_small_talk_fires_nothing_and_rows_have_every_feature():
