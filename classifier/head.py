@@ -289,8 +289,8 @@ class GatedHead:
         Gate probability from which the floor applies.
     direct_columns : sequence of int, default=()
         Input columns holding cues that ask for reasoning in so many words (how
-        two people are related): floored at ``hard_floor`` whatever the gate,
-        which scores a one-line riddle like small talk.
+        two people are related, "show that"): floored at ``hard_floor`` whatever
+        the gate, which scores a one-line riddle like small talk.
     """
 
     def __init__(
