@@ -247,18 +247,19 @@ def _row(text: str) -> tuple[float, ...]:
     has_code = bool(_CODE.search(text))
     behaviour = bool(_BEHAVIOUR.search(ask))
     constraints = len(_CONSTRAINT.findall(text))
+    proof = bool(_PROOF.search(text))
     return (
         float(numbers >= 3 and bool(_COMBINE.search(question))),
         float(numbers >= 2 and bool(_DISAGREE.search(text))),
         float(has_code and behaviour),
         float(has_code and not behaviour and bool(_PRESENT.search(ask))),
         min(constraints / 6.0, 1.0),
-        float(bool(_PROOF.search(text))),
+        float(proof),
         float(bool(_TRICK.search(ask))),
         min(len(_RELATION.findall(text)) / 4.0, 1.0),
         min(len(_LOGIC.findall(text)) / 3.0, 1.0),
         _lookup_over_material(text, question),
-        _transform_material(text),
+        _transform_material(text, question, proof=proof),
         float(len(_KIN.findall(text)) >= 2 and bool(_RELATION_ASKED.search(text))),
         math.log1p(numbers),
     )
@@ -275,8 +276,10 @@ def _lookup_over_material(text: str, question: str) -> float:
     return float(bool(_LOOKUP.search(question) or _PRESENT.search(question)))
 
 
-def _transform_material(text: str) -> float:
-    """1 when a short first line or paragraph asks to rework the material after it."""
+def _transform_material(text: str, question: str, *, proof: bool) -> float:
+    """1 when a short first line or paragraph asks to rework the material after it
+    (``question`` and ``proof``: the text's :func:`question_of` and whether it asks for a
+    proof, as :func:`_row` already found them)."""
     stripped = text.strip()
     if "\n" not in stripped:
         return 0.0
@@ -285,7 +288,6 @@ def _transform_material(text: str) -> float:
         return 0.0
     # A closing question of its own ("... Why does it fail?") counts; the material's own
     # words do not (a changelog's "fixed a typo" is not a debugging request).
-    question = question_of(stripped)
     closing = question if _PARAGRAPH.search(stripped) and "?" in question else ""
     ask = instruction + "\n" + closing
     if (
@@ -294,7 +296,7 @@ def _transform_material(text: str) -> float:
         or _COMBINE.search(instruction)
         or _BEHAVIOUR.search(ask)
         or _TRICK.search(ask)
-        or _PROOF.search(stripped)
+        or proof
     ):
         return 0.0
     return float(bool(_REWORK.search(instruction)))
