@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -209,21 +209,21 @@ def _equal_cost(
     paired bootstrap 95% interval of after minus before."""
     low = np.array([r.low_score for r in records])
     high = np.array([r.high_score for r in records])
-    rng = np.random.default_rng(seed)
-    deltas = []
-    for _ in range(BOOTSTRAP_DRAWS):
-        rows = rng.integers(0, len(records), len(records))
+
+    def delta(rows: NDArray[np.int64]) -> float | None:
         kept_before = quality_kept_at_share(before[rows], low[rows], high[rows], share)
         kept_after = quality_kept_at_share(after[rows], low[rows], high[rows], share)
-        if kept_before is not None and kept_after is not None:
-            deltas.append(kept_after - kept_before)
+        if kept_before is None or kept_after is None:
+            return None
+        return kept_after - kept_before
+
     kept_before = quality_kept_at_share(before, low, high, share)
     kept_after = quality_kept_at_share(after, low, high, share)
     return {
         "reasoning_share": round(share, 4),
         "quality_kept_before": None if kept_before is None else round(kept_before, 4),
         "quality_kept_after": None if kept_after is None else round(kept_after, 4),
-        "delta_ci95": [round(float(q), 4) for q in np.quantile(deltas, [0.025, 0.975])],
+        "delta_ci95": _paired_bootstrap_ci(len(records), delta, seed),
     }
 
 
@@ -232,15 +232,26 @@ def _delta_ci(
 ) -> list[float]:
     low = np.array([r.low_score for r in records])
     high = np.array([r.high_score for r in records])
+
+    def delta(rows: NDArray[np.int64]) -> float | None:
+        if abs(high[rows].sum() - low[rows].sum()) < 1e-9:
+            return None  # no gap between the tiers in this draw: APGR is undefined
+        return apgr(after[rows], low[rows], high[rows]) - apgr(before[rows], low[rows], high[rows])
+
+    return _paired_bootstrap_ci(len(records), delta, seed)
+
+
+def _paired_bootstrap_ci(
+    n: int, delta: Callable[[NDArray[np.int64]], float | None], seed: int
+) -> list[float]:
+    """95% interval of ``delta`` over BOOTSTRAP_DRAWS resamples of ``n`` rows (a draw where
+    it is undefined, None, is skipped)."""
     rng = np.random.default_rng(seed)
     deltas = []
     for _ in range(BOOTSTRAP_DRAWS):
-        rows = rng.integers(0, len(records), len(records))
-        if abs(high[rows].sum() - low[rows].sum()) < 1e-9:
-            continue
-        deltas.append(
-            apgr(after[rows], low[rows], high[rows]) - apgr(before[rows], low[rows], high[rows])
-        )
+        value = delta(rng.integers(0, n, n))
+        if value is not None:
+            deltas.append(value)
     return [round(float(q), 4) for q in np.quantile(deltas, [0.025, 0.975])]
 
 
