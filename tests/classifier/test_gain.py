@@ -111,15 +111,21 @@ def test_an_easy_cue_discounts_the_score_and_nothing_else():
         GatedHead(gate=head.gate, gain=head.gain, easy_discount=1.5)
 
 
+def with_floor_cues():
+    """A gated head and rows where the cue under test (the last column but one) fires on
+    every other row and an easy cue (the last column) on every fourth, a subset of those;
+    with the head's plain raw scores and gate."""
+    head, X = gated(gate_open=0.5)
+    X[:, -2:] = 0.0
+    X[::2, -2] = 1.0
+    X[::4, -1] = 1.0
+    return head, X, head.raw_score(X), head.parts(X)[0]
+
+
 def test_a_hard_cue_with_an_open_gate_lifts_a_low_gain_to_the_floor():
     """Where a cue of reasoning need fires, the gate is at least hard_gate and no easy
     cue fires, the raw score is at least hard_floor; everywhere else it is unchanged."""
-    head, X = gated(gate_open=0.5)
-    X[:, -2:] = 0.0
-    X[::2, -2] = 1.0  # the hard cue fires on every other row
-    X[::4, -1] = 1.0  # and an easy cue on every fourth (a subset of those)
-    plain = head.raw_score(X)
-    gate, _ = head.parts(X)
+    head, X, plain, gate = with_floor_cues()
     floored = GatedHead(
         gate=head.gate,
         gain=head.gain,
@@ -148,12 +154,7 @@ def test_non_finite_vectors_are_refused():
 def test_a_direct_cue_lifts_to_the_floor_whatever_the_gate_unless_an_easy_cue_fires():
     """A cue that asks for reasoning in so many words (how two people are related) is
     floored even where the gate is shut, which is where a one-line riddle lands."""
-    head, X = gated(gate_open=0.5)
-    X[:, -2:] = 0.0
-    X[::2, -2] = 1.0  # the direct cue fires on every other row
-    X[::4, -1] = 1.0  # and an easy cue on every fourth (a subset of those)
-    plain = head.raw_score(X)
-    gate, _ = head.parts(X)
+    head, X, plain, gate = with_floor_cues()
     direct = GatedHead(
         gate=head.gate,
         gain=head.gain,
