@@ -11,15 +11,18 @@ in any register (a casual "can you show that ..." as well as "Prove that"):
 * ``figures_disagree``: figures said not to agree ("doesn't add up", "where
   could the difference come from?", a discrepancy to reconcile): tracing it is
   reasoning, where a total or a percentage change is often a look-up's sum;
-* ``code_behaviour_question``: code together with a question about what it does
-  wrong or will do (why it fails, where the bug is, what it prints);
+* ``code_behaviour_question``: code (fenced or not: a Python block header on its
+  own line counts) together with a question about what it does wrong or will do
+  (why it fails, where the bug is, what it prints);
 * ``code_presentation_only``: code with a request to explain, comment,
   document or translate it (work a fast model does well);
 * ``constraint_list``: several constraints on an arrangement (before, after,
   next to, exactly, at least, not ...), as in a seating or scheduling puzzle;
-* ``proof_request``: prove, show that, does it follow, must it be true;
+* ``proof_request``: prove, show that, does it follow, must it be true (not the
+  word "proof" in a title, nor "not necessarily distinct");
 * ``trick_cue``: a warning that the obvious answer is wrong (trick question,
-  riddle, careful, paradox);
+  riddle, "be careful", "there's a catch", paradox; not "read it carefully", "catch
+  a fish" or a jigsaw puzzle);
 * ``relations_riddle``: a web of family or ordering relations to follow;
 * ``logic_connectives``: if/then, all/some/none, either/or, implies;
 * ``lookup_over_material``: material with figures (a table, a report) then a
@@ -80,7 +83,12 @@ _COMBINE = re.compile(
     r"balance[sd]? out|off by|missing)\b",
     _I,
 )
-_CODE = re.compile(r"```|\bdef \w+\(|\breturn\b|#include|\bpublic \w|\bfunction\b|[{};]\s*$", re.M)
+_CODE = re.compile(
+    r"```|\bdef \w+\(|\breturn\b|#include|\bpublic \w|\bfunction\b|[{};]\s*$|"
+    # a Python block header on its own line: code pasted without a fence
+    r"^\s*(?:while|for|if|elif|else|try|except|with|class)\b[^\n]*:\s*$",
+    re.M,
+)
 _BEHAVIOUR = re.compile(
     r"\b(?:why|bug\w*|wrong|fail\w*|never (?:ends|finishes|stops|terminates)|infinite|"
     r"hang\w*|crash\w*|doesn'?t work|does not work|not working|incorrect|mistake|error|"
@@ -100,15 +108,17 @@ _CONSTRAINT = re.compile(
     _I,
 )
 _PROOF = re.compile(
-    r"\b(?:prove|proof|show (?:me )?(?:that|why)|demonstrate that|justify|"
-    r"does (?:it|this|that) follow|follows? (?:from|logically)|necessarily|must (?:it )?be true|"
+    r"\b(?:prove|(?:a|the|formal|rigorous|complete|give|write) proof|show (?:me )?(?:that|why)|"
+    r"demonstrate that|justify|does (?:it|this|that) follow|follows? (?:from|logically)|"
+    r"necessarily (?:true|false|follows?|the case)|must (?:it )?be true|"
     r"can we (?:say|conclude|infer)|is it (?:always|possible|true) that|why is it true|"
     r"valid argument|entail\w*)\b",
     _I,
 )
 _TRICK = re.compile(
-    r"\b(?:trick(?:y)? question|trick|riddle|gotcha|careful(?:ly)?|obvious answer|"
-    r"paradox|puzzle|brain ?teaser|think (?:again|twice)|counter-?intuitive|catch)\b",
+    r"\b(?:trick(?:y)? question|trick|riddle|gotcha|be careful|careful(?=[,:!])|obvious answer|"
+    r"paradox|(?<!jigsaw )puzzle|brain ?teaser|think (?:again|twice|carefully)|"
+    r"counter-?intuitive|(?:there'?s|what'?s|is there|the) (?:a )?catch)\b",
     _I,
 )
 _RELATION = re.compile(

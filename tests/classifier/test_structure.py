@@ -45,6 +45,13 @@ TABLE = "Revenue | 2018 | 2019\nProduct | 1,200 | 1,450\nServices | 800 | 910\n\
          "Victoria. What is Isabella to Edward?", "relation_question"),
         ("Karen went to the park with her son Tom. Tom's sister Julie called her uncle Mark. "
          "How is Mark related to Karen?", "relation_question"),
+        # code pasted without a fence is still code
+        ("Why does my loop never end?\n\ni = 10\nwhile i != 0:\n    i -= 3\n    print(i)",
+         "code_behaviour_question"),
+        ("Careful: how many months have 28 days?", "trick_cue"),
+        ("There's a catch. How many months have 28 days?", "trick_cue"),
+        ("Can you give a rigorous proof that there are infinitely many primes?",
+         "proof_request"),
     ],
 )  # fmt: skip
 def test_each_cue_fires_on_its_kind_of_request(text, cue):
@@ -57,6 +64,25 @@ def test_looking_a_figure_up_is_not_reconciling_figures():
     # a change asked of the figures is reconciling them, not a disagreement to trace
     row = structural_features([TABLE + "What was the percentage change in Services revenue?"])[0]
     assert "figures_disagree" not in fired_cues(row)
+
+
+@pytest.mark.parametrize(
+    ("text", "cue"),
+    [
+        # an instruction to read with care is not a warning that the obvious answer is wrong
+        ("Read the reviews carefully and extract the positive and negative points.", "trick_cue"),
+        ("How many fish did Tommy catch if Naomi caught 17 and he caught 3 more?", "trick_cue"),
+        ("Poppy is solving a 1000-piece jigsaw puzzle and places a quarter of the pieces.",
+         "trick_cue"),
+        # a film's title, the primes "not necessarily distinct": no proof asked for
+        ("Which of these films did Tarantino produce: Death Proof, Pulp Fiction?",
+         "proof_request"),
+        ("Let a and b be primes, not necessarily distinct, with a + b = 20. Find ab.",
+         "proof_request"),
+    ],
+)  # fmt: skip
+def test_a_word_of_the_cue_in_its_everyday_sense_does_not_fire_it(text, cue):
+    assert cue not in fired_cues(structural_features([text])[0])
 
 
 def test_small_talk_fires_nothing_and_rows_have_every_feature():
