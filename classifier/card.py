@@ -111,20 +111,23 @@ def _report_lines(report: dict[str, Any]) -> list[str]:
     if "groups" in report:  # leave-one-source-out: one row per unseen source
         summary = report.get("summary", {})
         lines += [
-            f"- mean over unseen outcome sources: APGR {_fmt(summary.get('apgr'))}",
+            f"- mean over unseen outcome sources: APGR {_fmt(summary.get('apgr'))}, quality gap "
+            f"recovered at balanced {_fmt(summary.get('pgr_at_balanced'))} (chosen to recover "
+            "0.92 on the training mix)",
             "- mean over unseen prompt sources, sent to reasoning at balanced: "
             f"expected `reasoning` {_fmt(summary.get('reasoning_to_reasoning'))}, "
             f"expected `fast` {_fmt(summary.get('fast_to_reasoning'))}",
             "",
-            "| held-out source | n | APGR | CPT50 | expected reasoning → reasoning "
-            "| expected fast → reasoning |",
-            "|---|---|---|---|---|---|",
+            "| held-out source | n | APGR | CPT50 | gap recovered at balanced "
+            "| expected reasoning → reasoning | expected fast → reasoning |",
+            "|---|---|---|---|---|---|---|",
         ]
         for group, entry in report["groups"].items():
             tiers = entry.get("by_tier", {})
             lines.append(
                 f"| {group} | {entry['n']} | {_fmt(entry.get('apgr'))} "
-                f"| {_fmt(entry.get('cpt50'))} | {_fmt(tiers.get('reasoning'))} "
+                f"| {_fmt(entry.get('cpt50'))} | {_fmt(entry.get('pgr_at_balanced'))} "
+                f"| {_fmt(tiers.get('reasoning'))} "
                 f"| {_fmt(tiers.get('fast'))} |"
             )
         return lines

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from classifier.card import render_card
 from classifier.data import Record
 from classifier.static_embedding import StaticEmbedder
 from classifier.train import TrainingConfig, train
@@ -52,4 +53,8 @@ def test_each_source_left_out_is_scored_by_a_head_that_never_saw_it():
     assert summary["reasoning_to_reasoning"] == round(expected, 4)
     expected = np.mean([groups[s]["by_tier"]["fast"] for s in ("chat", "mixed")])
     assert summary["fast_to_reasoning"] == round(expected, 4)
+    # calibration across sources: how much of the gap balanced recovers on a new source
+    for name in ("puzzles", "sums"):
+        assert 0.0 <= groups[name]["pgr_at_balanced"] <= 1.0
+    assert "gap recovered at balanced" in render_card(artifact)
     assert list(artifact.metrics)[0] == "unseen_sources"  # the card leads with it

@@ -45,6 +45,11 @@ def test_blind_heads_never_see_the_source_they_judge():
     assert set(report["groups"]) == {"a", "b"}  # without c nothing can train
     assert report["groups"]["b"]["by_tier"] == {"reasoning": 1.0}
     assert report["groups"]["a"]["apgr"] is not None
+    # a's wins are its even records; the three scored 0.9 (0, 4, 8) are routed at balanced:
+    # 3 of the 5 wins, the share of the gap the balanced threshold recovers on a new source
+    assert report["groups"]["a"]["pgr_at_balanced"] == 0.6
+    assert report["summary"]["pgr_at_balanced"] == 0.6
+    assert report["groups"]["b"]["pgr_at_balanced"] is None  # prompts measure no gap
     assert report["summary"]["reasoning_to_reasoning"] == 1.0
     assert report["summary"]["fast_to_reasoning"] is None
 
