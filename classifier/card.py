@@ -112,8 +112,8 @@ def _report_lines(report: dict[str, Any]) -> list[str]:
         summary = report.get("summary", {})
         lines += [
             f"- mean over unseen outcome sources: APGR {_fmt(summary.get('apgr'))}, quality gap "
-            f"recovered at balanced {_fmt(summary.get('pgr_at_balanced'))} (chosen to recover "
-            "0.92 on the training mix)",
+            f"recovered at balanced {_fmt(summary.get('pgr_at_balanced'))} (against its target on "
+            "the training mix, under Operating points)",
             "- mean over unseen prompt sources, sent to reasoning at balanced: "
             f"expected `reasoning` {_fmt(summary.get('reasoning_to_reasoning'))}, "
             f"expected `fast` {_fmt(summary.get('fast_to_reasoning'))}",
